@@ -1,7 +1,8 @@
 """The dimension snapshots of the lake: one Parquet file per entity, replaced whole.
 
     <lake>/dimensions/sites/sites.parquet                  site_id bigint, site_name string
-    <lake>/dimensions/site_sections/site_sections.parquet  site_section_id, site_section_name, site_id
+    <lake>/dimensions/site_sections/site_sections.parquet  site_section_id, site_section_name,
+                                                           site_id
     <lake>/dimensions/series/series.parquet                series_id bigint, series_name string
 
 Extra columns are allowed after the required ones. Writers replace a snapshot atomically, so a
@@ -42,9 +43,7 @@ def conform(entity: str, table: pa.Table) -> pa.Table:
         raise ValueError(f"{entity} snapshot is missing column(s) {', '.join(missing)}")
     required = [table.column(name).cast(schema.field(name).type) for name in schema.names]
     extras = [name for name in table.column_names if name not in schema.names]
-    return pa.table(
-        required + [table.column(name) for name in extras], names=schema.names + extras
-    )
+    return pa.table(required + [table.column(name) for name in extras], names=schema.names + extras)
 
 
 def write_snapshot(storage: Storage, entity: str, table: pa.Table) -> str:

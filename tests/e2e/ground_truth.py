@@ -1,0 +1,93 @@
+"""Compare a relation in the DuckDB warehouse with a ground-truth CSV written by `b2p sample`.
+
+The ground truth comes from the generator's in-memory model of the slots and ads it made; the
+warehouse comes from ingest + dbt. Agreement row by row is the evidence the pipeline is right.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import math
+from pathlib import Path
+
+import duckdb
+
+TOLERANCE = 1e-6
+
+# ground-truth file -> key columns of the model's grain
+GRAINS: dict[str, tuple[str, ...]] = {
+    "stg_freewheel__slots": ("transaction_id", "slot_id"),
+    "capacity_preroll": ("event_date", "event_hour"),
+    "capacity_midroll": ("event_date", "event_hour"),
+    "capacity_overlay": ("event_date", "event_hour"),
+    "capacity_by_site": ("event_date", "slot_type", "site_id"),
+    "capacity_by_site_section": ("event_date", "slot_type", "site_section_id"),
+    "capacity_by_series": ("event_date", "slot_type", "series_id"),
+}
+
+
+def as_text(value: object) -> str:
+    """The ground truth's spelling of a warehouse value ('' for null)."""
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.strftime("%Y-%m-%d %H:%M:%S.%f")[:-3]
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
+
+
+def values_agree(expected: str, actual: object) -> bool:
+    if expected == "" or actual is None:
+        return expected == "" and actual is None
+    if isinstance(actual, (int, float)) and not isinstance(actual, bool):
+        return math.isclose(float(expected), float(actual), rel_tol=0, abs_tol=TOLERANCE)
+    return expected == as_text(actual)
+
+
+def read_ground_truth(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
+
+
+def read_relation(warehouse: Path, name: str) -> list[dict[str, object]]:
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        schema = connection.execute(
+            "select table_schema from information_schema.tables where table_name = ?", [name]
+        ).fetchone()
+        assert schema, f"{name} is not in the warehouse"
+        result = connection.execute(f'select * from "{schema[0]}"."{name}"')
+        columns = [c[0] for c in result.description]
+        return [dict(zip(columns, row, strict=True)) for row in result.fetchall()]
+
+
+def differences(
+    expected: list[dict[str, str]], actual: list[dict[str, object]], key: tuple[str, ...]
+) -> list[str]:
+    """Every disagreement between the two row sets, as readable lines (empty = identical)."""
+    problems: list[str] = []
+    actual_by_key: dict[tuple[str, ...], dict[str, object]] = {}
+    for row in actual:
+        k = tuple(as_text(row[c]) for c in key)
+        if k in actual_by_key:
+            problems.append(f"duplicate key {k} in the warehouse")
+        actual_by_key[k] = row
+    expected_keys = set()
+    for row in expected:
+        k = tuple(row[c] for c in key)
+        expected_keys.add(k)
+        got = actual_by_key.get(k)
+        if got is None:
+            problems.append(f"missing row {k}")
+            continue
+        for column, value in row.items():
+            if column not in got:
+                problems.append(f"column {column} missing from the warehouse")
+            elif not values_agree(value, got[column]):
+                problems.append(f"{k} {column}: expected {value!r}, got {got[column]!r}")
+    for k in actual_by_key.keys() - expected_keys:
+        problems.append(f"unexpected row {k}")
+    return problems
