@@ -61,7 +61,7 @@ bench: $(STAMP)
 	$(BIN)/python -m benchmarks.run_all
 
 image:
-	docker build -t bones2peaches:latest .
+	docker build --platform linux/amd64 -t bones2peaches:latest .
 
 clean:
 	rm -rf sample lake warehouse.duckdb warehouse.duckdb.wal target logs

@@ -1,0 +1,330 @@
+"""What the template declares for the parts moto only pretends to create (Glue, Athena, secret,
+alarms) and the settings a security review asks about. Expected values are written out here,
+from the design's lake contract, not read back from the template."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.infra.cfn import load_template, resources_of_type
+
+V4_EVENTS_COLUMNS = [
+    ("transaction_id", "string"),
+    ("event_name", "string"),
+    ("event_time", "timestamp"),
+    ("slot_id", "string"),
+    ("time_position_class", "string"),
+    ("site_id", "bigint"),
+    ("site_section_id", "bigint"),
+    ("series_id", "bigint"),
+    ("video_asset_id", "bigint"),
+    ("network_id", "bigint"),
+    ("ad_id", "bigint"),
+    ("creative_id", "bigint"),
+    ("max_slot_duration", "double"),
+    ("ad_duration", "double"),
+    ("sales_type", "string"),
+    ("extra_columns", "string"),
+    ("source_file", "string"),
+    ("source_line", "bigint"),
+    ("ingested_at", "timestamp"),
+]
+
+DIMENSION_COLUMNS = {
+    "sites": [("site_id", "bigint"), ("site_name", "string")],
+    "site_sections": [
+        ("site_section_id", "bigint"),
+        ("site_section_name", "string"),
+        ("site_id", "bigint"),
+    ],
+    "series": [("series_id", "bigint"), ("series_name", "string")],
+}
+
+PARQUET_SERDE = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+
+
+@pytest.fixture(scope="module")
+def template() -> dict[str, Any]:
+    return load_template()
+
+
+def props(template: dict[str, Any], logical_id: str) -> dict[str, Any]:
+    return template["Resources"][logical_id]["Properties"]
+
+
+def glue_table(template: dict[str, Any], name: str) -> dict[str, Any]:
+    tables = [
+        t["Properties"]["TableInput"]
+        for t in resources_of_type(template, "AWS::Glue::Table").values()
+        if t["Properties"]["TableInput"]["Name"] == name
+    ]
+    assert len(tables) == 1, f"expected one Glue table {name}"
+    return tables[0]
+
+
+def columns(table: dict[str, Any], key: str = "Columns") -> list[tuple[str, str]]:
+    source = table["StorageDescriptor"][key] if key == "Columns" else table[key]
+    return [(c["Name"], c["Type"]) for c in source]
+
+
+# ---- catalog
+
+
+def test_v4_events_columns_are_the_lake_schema(template: dict[str, Any]) -> None:
+    table = glue_table(template, "v4_events")
+    assert columns(table) == V4_EVENTS_COLUMNS
+    assert columns(table, "PartitionKeys") == [("event_date", "date"), ("event_hour", "int")]
+    assert table["StorageDescriptor"]["Location"] == {"Fn::Sub": "s3://${LakeBucket}/v4_events/"}
+    assert table["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"] == PARQUET_SERDE
+    assert table["TableType"] == "EXTERNAL_TABLE"
+
+
+def test_v4_events_partitions_are_projected(template: dict[str, Any]) -> None:
+    parameters = glue_table(template, "v4_events")["Parameters"]
+    assert parameters["projection.enabled"] == "true"
+    assert parameters["projection.event_date.type"] == "date"
+    assert parameters["projection.event_date.format"] == "yyyy-MM-dd"
+    assert parameters["projection.event_date.range"] == {"Fn::Sub": "${ProjectionStartDate},NOW"}
+    assert parameters["projection.event_hour.type"] == "integer"
+    assert parameters["projection.event_hour.range"] == "0,23"
+    # hours are written as 0..23 without padding: a `digits` setting would make Athena look for 07
+    assert "projection.event_hour.digits" not in parameters
+    # ${!x} is Fn::Sub's escape for a literal ${x}, which Athena fills in per partition
+    assert parameters["storage.location.template"] == {
+        "Fn::Sub": "s3://${LakeBucket}/v4_events/event_date=${!event_date}/event_hour=${!event_hour}"
+    }
+
+
+def test_no_crawlers_maintain_partitions(template: dict[str, Any]) -> None:
+    assert resources_of_type(template, "AWS::Glue::Crawler") == {}
+
+
+@pytest.mark.parametrize("entity", ["sites", "site_sections", "series"])
+def test_dimension_tables(template: dict[str, Any], entity: str) -> None:
+    table = glue_table(template, entity)
+    assert columns(table) == DIMENSION_COLUMNS[entity]
+    assert table["StorageDescriptor"]["Location"] == {
+        "Fn::Sub": f"s3://${{LakeBucket}}/dimensions/{entity}/"
+    }
+    assert table["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"] == PARQUET_SERDE
+    assert "PartitionKeys" not in table
+
+
+def test_dimension_columns_match_the_snapshot_writer(template: dict[str, Any]) -> None:
+    from ingest.dimension_snapshots import DIMENSION_SCHEMAS
+
+    arrow_to_hive = {"int64": "bigint", "string": "string"}
+    for entity, schema in DIMENSION_SCHEMAS.items():
+        expected = [(f.name, arrow_to_hive[str(f.type)]) for f in schema]
+        assert columns(glue_table(template, entity)) == expected
+
+
+# ---- storage
+
+
+@pytest.mark.parametrize("bucket", ["LakeBucket", "AthenaResultsBucket"])
+def test_buckets_are_private_and_encrypted_with_the_stack_key(
+    template: dict[str, Any], bucket: str
+) -> None:
+    p = props(template, bucket)
+    assert p["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    (rule,) = p["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+    assert rule["ServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "aws:kms",
+        "KMSMasterKeyID": {"Fn::GetAtt": ["DataKey", "Arn"]},
+    }
+
+
+def test_lake_is_versioned_retained_and_expires_rejects(template: dict[str, Any]) -> None:
+    resource = template["Resources"]["LakeBucket"]
+    assert resource["DeletionPolicy"] == "Retain"
+    p = resource["Properties"]
+    assert p["VersioningConfiguration"] == {"Status": "Enabled"}
+    rules = {r["Id"]: r for r in p["LifecycleConfiguration"]["Rules"]}
+    assert rules["expire-rejects"]["Prefix"] == "_ingest/rejects/"
+    assert rules["expire-rejects"]["ExpirationInDays"] == {"Ref": "RejectsRetentionDays"}
+    # nothing but rejects may expire: the lake's events, dimensions and logs are kept
+    expiring = [r for r in rules.values() if "ExpirationInDays" in r]
+    assert [r["Id"] for r in expiring] == ["expire-rejects"]
+
+
+def test_athena_results_expire(template: dict[str, Any]) -> None:
+    (rule,) = props(template, "AthenaResultsBucket")["LifecycleConfiguration"]["Rules"]
+    assert rule["ExpirationInDays"] == {"Ref": "AthenaResultsRetentionDays"}
+    assert "Prefix" not in rule
+
+
+def test_key_rotates(template: dict[str, Any]) -> None:
+    assert props(template, "DataKey")["EnableKeyRotation"] is True
+
+
+# ---- Athena
+
+
+def test_workgroup_enforces_encrypted_results_engine_3_and_a_scan_cutoff(
+    template: dict[str, Any],
+) -> None:
+    config = props(template, "AthenaWorkGroup")["WorkGroupConfiguration"]
+    assert config["EnforceWorkGroupConfiguration"] is True
+    assert config["EngineVersion"] == {"SelectedEngineVersion": "Athena engine version 3"}
+    assert config["BytesScannedCutoffPerQuery"] == {"Ref": "BytesScannedCutoffPerQuery"}
+    assert config["ResultConfiguration"] == {
+        "OutputLocation": {"Fn::Sub": "s3://${AthenaResultsBucket}/"},
+        "EncryptionConfiguration": {
+            "EncryptionOption": "SSE_KMS",
+            "KmsKey": {"Fn::GetAtt": ["DataKey", "Arn"]},
+        },
+    }
+
+
+# ---- ingest fan-out
+
+
+def test_queue_redrives_to_the_dead_letter_queue(template: dict[str, Any]) -> None:
+    queue = props(template, "IngestQueue")
+    assert queue["RedrivePolicy"]["deadLetterTargetArn"] == {
+        "Fn::GetAtt": ["IngestDeadLetterQueue", "Arn"]
+    }
+    worker_timeout = props(template, "WorkerFunction")["Timeout"]
+    # AWS's rule for a Lambda-consumed queue: visibility at least six function timeouts
+    assert queue["VisibilityTimeout"] >= 6 * worker_timeout
+
+
+def test_worker_is_an_image_sized_for_one_large_file(template: dict[str, Any]) -> None:
+    worker = props(template, "WorkerFunction")
+    assert worker["PackageType"] == "Image"
+    assert worker["ImageConfig"]["Command"] == ["ingest.aws_handlers.worker_handler"]
+    assert worker["Timeout"] == 900
+    assert worker["MemorySize"] == {"Ref": "WorkerMemoryMb"}
+    assert worker["ReservedConcurrentExecutions"] == {"Ref": "WorkerReservedConcurrency"}
+    trigger = props(template, "WorkerQueueTrigger")
+    assert trigger["BatchSize"] == 1
+    assert trigger["ScalingConfig"]["MaximumConcurrency"] == {"Ref": "WorkerReservedConcurrency"}
+
+
+def test_planner_runs_on_its_schedule(template: dict[str, Any]) -> None:
+    assert props(template, "PlannerFunction")["ImageConfig"]["Command"] == [
+        "ingest.aws_handlers.planner_handler"
+    ]
+    rule = props(template, "PlannerScheduleRule")
+    assert rule["ScheduleExpression"] == {"Ref": "IngestSchedule"}
+    assert rule["Targets"][0]["Arn"] == {"Fn::GetAtt": ["PlannerFunction", "Arn"]}
+
+
+# ---- dbt and dimensions
+
+
+def container(template: dict[str, Any], task: str) -> dict[str, Any]:
+    (definition,) = props(template, task)["ContainerDefinitions"]
+    return definition
+
+
+def test_dbt_task_builds_on_athena_with_the_stack_s_settings(template: dict[str, Any]) -> None:
+    dbt = container(template, "DbtTaskDefinition")
+    assert [*dbt["EntryPoint"], *dbt["Command"]] == ["dbt", "build", "--target", "athena"]
+    env = {e["Name"]: e["Value"] for e in dbt["Environment"]}
+    assert env == {
+        "B2P_ATHENA_REGION": {"Ref": "AWS::Region"},
+        "B2P_ATHENA_S3_STAGING_DIR": {"Fn::Sub": "s3://${AthenaResultsBucket}/"},
+        "B2P_ATHENA_S3_DATA_DIR": {"Fn::Sub": "s3://${LakeBucket}/dbt/"},
+        "B2P_ATHENA_DATABASE": "awsdatacatalog",
+        "B2P_ATHENA_CATALOG": "awsdatacatalog",
+        "B2P_ATHENA_SCHEMA": {"Ref": "GlueDatabase"},
+        "B2P_ATHENA_WORKGROUP": {"Ref": "AthenaWorkGroup"},
+    }
+    assert props(template, "DbtTaskDefinition")["TaskRoleArn"] == {
+        "Fn::GetAtt": ["DbtTaskRole", "Arn"]
+    }
+
+
+def test_dimensions_task_gets_the_secret_by_arn_never_by_value(template: dict[str, Any]) -> None:
+    task = container(template, "DimensionsTaskDefinition")
+    assert [*task["EntryPoint"], *task["Command"]] == [
+        "b2p",
+        "dimensions",
+        "--lake",
+        {"Fn::Sub": "s3://${LakeBucket}"},
+        "--secret-id",
+        {"Ref": "FreeWheelApiSecret"},
+    ]
+    assert "Secrets" not in task and "Environment" not in task
+
+
+def test_secret_value_is_not_in_the_template(template: dict[str, Any]) -> None:
+    secret = props(template, "FreeWheelApiSecret")
+    assert "SecretString" not in secret
+    assert "GenerateSecretString" not in secret
+    assert secret["KmsKeyId"] == {"Fn::GetAtt": ["DataKey", "Arn"]}
+
+
+@pytest.mark.parametrize(
+    ("rule", "task"),
+    [
+        ("DbtScheduleRule", "DbtTaskDefinition"),
+        ("DimensionsScheduleRule", "DimensionsTaskDefinition"),
+    ],
+)
+def test_tasks_run_on_fargate_on_a_schedule(template: dict[str, Any], rule: str, task: str) -> None:
+    (target,) = props(template, rule)["Targets"]
+    assert target["EcsParameters"]["TaskDefinitionArn"] == {"Ref": task}
+    assert target["EcsParameters"]["LaunchType"] == "FARGATE"
+    assert "ScheduleExpression" in props(template, rule)
+
+
+# ---- alarms
+
+
+def alarm_metrics(template: dict[str, Any]) -> dict[str, tuple[str, str]]:
+    return {
+        logical_id: (a["Properties"]["Namespace"], a["Properties"]["MetricName"])
+        for logical_id, a in resources_of_type(template, "AWS::CloudWatch::Alarm").items()
+    }
+
+
+def test_alarms_watch_dlq_errors_tasks_and_freshness(template: dict[str, Any]) -> None:
+    assert alarm_metrics(template) == {
+        "IngestDeadLetterQueueAlarm": ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),
+        "PlannerErrorsAlarm": ("AWS/Lambda", "Errors"),
+        "WorkerErrorsAlarm": ("AWS/Lambda", "Errors"),
+        "LakeFreshnessAlarm": ("AWS/S3", "PutRequests"),
+        "DbtScheduleFailedAlarm": ("AWS/Events", "FailedInvocations"),
+        "DimensionsScheduleFailedAlarm": ("AWS/Events", "FailedInvocations"),
+    }
+    for alarm in resources_of_type(template, "AWS::CloudWatch::Alarm").values():
+        assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlertTopic"}]
+
+
+def test_freshness_alarm_counts_writes_under_v4_events(template: dict[str, Any]) -> None:
+    alarm = props(template, "LakeFreshnessAlarm")
+    filter_id = {d["Name"]: d["Value"] for d in alarm["Dimensions"]}["FilterId"]
+    (metrics,) = [
+        m for m in props(template, "LakeBucket")["MetricsConfigurations"] if m["Id"] == filter_id
+    ]
+    assert metrics["Prefix"] == "v4_events/"
+    assert alarm["EvaluationPeriods"] == {"Ref": "FreshnessHours"}
+    assert alarm["Period"] == 3600
+    # no writes means no datapoints at all: silence must count as stale
+    assert alarm["TreatMissingData"] == "breaching"
+
+
+def test_failed_task_runs_reach_the_alert_topic(template: dict[str, Any]) -> None:
+    rule = props(template, "TaskFailedRule")
+    detail = rule["EventPattern"]["detail"]
+    assert detail["lastStatus"] == ["STOPPED"]
+    assert {"containers": {"exitCode": [{"anything-but": 0}]}} in detail["$or"]
+    assert rule["Targets"][0]["Arn"] == {"Ref": "AlertTopic"}
+
+
+def test_template_fits_an_inline_deploy() -> None:
+    # Above 51,200 bytes CloudFormation only takes a template from S3, and `aws cloudformation
+    # deploy` would then need an --s3-bucket: the README's one command would break.
+    from tests.infra.cfn import TEMPLATE_PATH
+
+    assert len(TEMPLATE_PATH.read_bytes()) <= 51_200
