@@ -1,0 +1,91 @@
+{#
+    The two shapes of capacity mart. Each mart model is its config plus one call, so the six
+    marts cannot drift apart; the metrics themselves are capacity_metrics().
+    Both read the incremental window of stg_freewheel__slots (whole days, see
+    incremental_window_start) and end with event_date (the Athena partition column).
+#}
+
+{# One row per event_date x event_hour with at least one slot of `slot_type`. #}
+{% macro capacity_by_hour_mart(slot_type) %}
+{%- set window_start = bones2peaches.incremental_window_start() if is_incremental() else none %}
+
+with
+
+slots as (
+
+    select * from {{ ref('stg_freewheel__slots') }}
+    where slot_type = '{{ slot_type }}'
+        and {{ bones2peaches.event_date_at_or_after('event_date', window_start) }}
+
+),
+
+hourly as (
+
+    select
+        event_hour,
+        {{ bones2peaches.capacity_metrics() | indent(8) }},
+        event_date
+
+    from slots
+    group by event_date, event_hour
+
+)
+
+select * from hourly
+{% endmacro %}
+
+
+{#
+    One row per event_date x slot_type x <id_column>, all slot types, named from the dimension
+    `dimension_model` (see dimension_name for ids missing from it or null).
+#}
+{% macro capacity_by_dimension_mart(dimension_model, id_column, name_column, label) %}
+{%- set window_start = bones2peaches.incremental_window_start() if is_incremental() else none %}
+
+with
+
+slots as (
+
+    select * from {{ ref('stg_freewheel__slots') }}
+    where {{ bones2peaches.event_date_at_or_after('event_date', window_start) }}
+
+),
+
+dimension as (
+
+    select * from {{ ref(dimension_model) }}
+
+),
+
+daily as (
+
+    select
+        slot_type,
+        {{ id_column }},
+        {{ bones2peaches.capacity_metrics() | indent(8) }},
+        event_date
+
+    from slots
+    group by event_date, slot_type, {{ id_column }}
+
+),
+
+named as (
+
+    select
+        daily.slot_type,
+        daily.{{ id_column }},
+        {{ bones2peaches.dimension_name('daily.' ~ id_column, 'dimension.' ~ name_column, label) | indent(8) }} as {{ name_column }},
+        {%- for metric in bones2peaches.capacity_metric_names() %}
+        daily.{{ metric }},
+        {%- endfor %}
+        daily.event_date
+
+    from daily
+    left join dimension
+        on daily.{{ id_column }} = dimension.{{ id_column }}
+
+)
+
+select * from named
+{% endmacro %}
