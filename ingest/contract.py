@@ -1,0 +1,446 @@
+"""The v4 log contract: the columns a file must have, their types, how raw text becomes values.
+
+One table (`CONTRACT`) says everything about a column; the rest of this module applies it:
+
+- header names are matched after `normalise_header` (trim, camelCase → snake_case, lower-case,
+  spaces/hyphens → `_`), then through an optional alias mapping (`--column-aliases FILE`);
+- `validate_block` turns a block of raw strings into the typed lake columns, vectorised with
+  pyarrow.compute, and says for every row which column failed and why (so the row is rejected);
+- unknown columns are kept in `extra_columns`, a JSON object {normalised header: raw value}.
+
+Value rules: surrounding whitespace is ignored for typed values, an empty value is null, a
+required column must not be empty, strings are stored as given.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ingest.errors import UserError
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: pa.DataType
+    required: bool
+
+
+CONTRACT: tuple[Column, ...] = (
+    Column("transaction_id", pa.string(), True),
+    Column("event_name", pa.string(), True),
+    Column("event_time", pa.timestamp("ms"), True),
+    Column("slot_id", pa.string(), True),
+    Column("time_position_class", pa.string(), True),
+    Column("site_id", pa.int64(), False),
+    Column("site_section_id", pa.int64(), False),
+    Column("series_id", pa.int64(), False),
+    Column("video_asset_id", pa.int64(), False),
+    Column("network_id", pa.int64(), False),
+    Column("ad_id", pa.int64(), False),
+    Column("creative_id", pa.int64(), False),
+    Column("max_slot_duration", pa.float64(), False),
+    Column("ad_duration", pa.float64(), False),
+    Column("sales_type", pa.string(), False),
+)
+
+CONTRACT_NAMES: frozenset[str] = frozenset(column.name for column in CONTRACT)
+REQUIRED_NAMES: tuple[str, ...] = tuple(column.name for column in CONTRACT if column.required)
+
+# The lake schema of v4_events (fixed; dbt sources and Glue read exactly this).
+LAKE_SCHEMA: pa.Schema = pa.schema(
+    [(column.name, column.type) for column in CONTRACT]
+    + [
+        ("extra_columns", pa.string()),
+        ("source_file", pa.string()),
+        ("source_line", pa.int64()),
+        ("ingested_at", pa.timestamp("ms")),
+    ]
+)
+
+TIME_FORMATS_HINT = (
+    "expected epoch seconds (e.g. 1717243200 or 1717243200.25), 'YYYY-MM-DD HH:MM:SS[.fff]' "
+    "or ISO-8601 like 2024-06-01T12:00:00Z / 2024-06-01T14:00:00+02:00"
+)
+
+_CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
+_SEPARATORS = re.compile(r"[\s\-]+")
+
+# Regexes are anchored and applied to whitespace-trimmed values.
+_BIGINT = r"^[+-]?[0-9]{1,19}$"
+_DOUBLE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+_EPOCH = r"^(?P<seconds>[0-9]{1,12})(?:\.(?P<fraction>[0-9]*))?$"
+_DATETIME = (
+    r"^(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})[ Tt](?P<time>[0-9]{2}:[0-9]{2}:[0-9]{2})"
+    r"(?:\.(?P<fraction>[0-9]+))?"
+    r"(?:(?P<utc>[Zz])|(?P<sign>[+-])(?P<off_h>[0-9]{2}):?(?P<off_m>[0-9]{2})?)?$"
+)
+_MS_PER_SECOND = 1000
+_MS_PER_MINUTE = 60_000
+_MS_PER_HOUR = 3_600_000
+
+
+def normalise_header(name: str) -> str:
+    """`transactionId`, ` Transaction ID `, `TRANSACTION-ID` → `transaction_id`."""
+    text = name.strip()
+    text = _CAMEL_BOUNDARY.sub("_", text)
+    text = _SEPARATORS.sub("_", text).lower()
+    return re.sub(r"_+", "_", text)
+
+
+def load_aliases(path: str | Path) -> dict[str, str]:
+    """Read an alias file: a JSON object {"their header": "contract_name"} or a two-column CSV.
+
+    Keys are normalised like headers, so an alias matches however the file spells it.
+    """
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise UserError(f"cannot read the column-alias file {file}: {exc.strerror}") from exc
+    if file.suffix.lower() == ".json" or text.lstrip().startswith("{"):
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise UserError(f"column-alias file {file} is not valid JSON: {exc}") from exc
+        if not isinstance(raw, dict) or not all(isinstance(v, str) for v in raw.values()):
+            raise UserError(
+                f'column-alias file {file} must be a JSON object like {{"txnId": "transaction_id"}}'
+            )
+        pairs = list(raw.items())
+    else:
+        rows = [row for row in csv.reader(text.splitlines()) if row and any(row)]
+        if rows and [normalise_header(cell) for cell in rows[0][:2]] in (
+            ["from", "to"],
+            ["alias", "column"],
+        ):
+            rows = rows[1:]
+        if any(len(row) != 2 for row in rows):
+            raise UserError(
+                f"column-alias file {file} must have two columns per line: their header, "
+                "contract column name"
+            )
+        pairs = [(row[0], row[1]) for row in rows]
+    return validate_aliases(pairs, origin=str(file))
+
+
+def validate_aliases(pairs: Sequence[tuple[str, str]], origin: str = "aliases") -> dict[str, str]:
+    aliases: dict[str, str] = {}
+    for their_name, contract_name in pairs:
+        target = normalise_header(contract_name)
+        if target not in CONTRACT_NAMES:
+            known = ", ".join(column.name for column in CONTRACT)
+            raise UserError(
+                f"{origin}: {contract_name!r} (alias of {their_name!r}) is not a contract column; "
+                f"use one of {known}"
+            )
+        aliases[normalise_header(their_name)] = target
+    return aliases
+
+
+@dataclass(frozen=True)
+class HeaderMapping:
+    """How a file's columns (by position) map onto the contract."""
+
+    header: tuple[str, ...]  # as written in the file
+    contract_positions: dict[str, int]  # contract name -> position in the file
+    extra_positions: dict[str, int]  # normalised unknown header -> position
+
+
+class HeaderError(ValueError):
+    """The header is unusable (required column missing, duplicate column): quarantine the file."""
+
+
+def map_header(header: Sequence[str], aliases: Mapping[str, str] | None = None) -> HeaderMapping:
+    aliases = aliases or {}
+    contract_positions: dict[str, int] = {}
+    extra_positions: dict[str, int] = {}
+    for position, raw_name in enumerate(header):
+        normalised = normalise_header(raw_name)
+        name = aliases.get(normalised, normalised)
+        target = contract_positions if name in CONTRACT_NAMES else extra_positions
+        if name in target:
+            raise HeaderError(
+                f"columns {target[name] + 1} and {position + 1} both map to {name!r}; "
+                "remove one or map it elsewhere with --column-aliases FILE"
+            )
+        target[name] = position
+    missing = [name for name in REQUIRED_NAMES if name not in contract_positions]
+    if missing:
+        raise HeaderError(
+            f"required column(s) {', '.join(missing)} missing from the header "
+            f"({', '.join(header)}); if the file names them differently, map them with "
+            "--column-aliases FILE"
+        )
+    return HeaderMapping(tuple(header), contract_positions, extra_positions)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why the values of one column fail on some rows (`mask` true = row fails)."""
+
+    column: str
+    mask: pa.Array  # boolean, no nulls
+    reason: str
+
+
+@dataclass(frozen=True)
+class ValidatedBlock:
+    columns: dict[str, pa.Array]  # every contract column + extra_columns, all rows
+    problems: list[Problem]  # in contract order; a row may fail in several
+
+    def failed_mask(self) -> pa.Array | None:
+        """True for rows with any problem; None when every row is good."""
+        mask = None
+        for problem in self.problems:
+            mask = problem.mask if mask is None else pc.or_(mask, problem.mask)
+        return mask
+
+
+def validate_block(raw: Sequence[pa.Array], mapping: HeaderMapping) -> ValidatedBlock:
+    """Typed contract columns and per-row problems for raw string columns (file order)."""
+    length = len(raw[0]) if raw else 0
+    columns: dict[str, pa.Array] = {}
+    problems: list[Problem] = []
+    for column in CONTRACT:
+        position = mapping.contract_positions.get(column.name)
+        if position is None:
+            columns[column.name] = pa.nulls(length, column.type)
+            continue
+        values, column_problems = parse_column(column, raw[position])
+        columns[column.name] = values
+        problems.extend(column_problems)
+    columns["extra_columns"] = extra_columns_json(
+        [(name, raw[position]) for name, position in mapping.extra_positions.items()], length
+    )
+    return ValidatedBlock(columns, problems)
+
+
+def parse_column(column: Column, raw: pa.Array) -> tuple[pa.Array, list[Problem]]:
+    """Values of one column and the rows where they fail, if any."""
+    nullable = pc.if_else(pc.equal(raw, ""), pa.scalar(None, pa.string()), raw)
+    if pa.types.is_string(column.type):
+        values = nullable
+    else:
+        clean = _parse_clean(column.type, nullable)
+        if clean is None:
+            return _parse_carefully(column, raw)
+        values = clean
+    if not column.required:
+        return values, []
+    problem = _problem(column, pc.is_null(values), "is empty but required")
+    return values, [problem] if problem else []
+
+
+def _parse_clean(target: pa.DataType, nullable: pa.Array) -> pa.Array | None:
+    """Fast path for the usual case: every value in one canonical form, no stray whitespace.
+
+    Returns None when any value needs the careful path. It accepts a subset of what the
+    careful path accepts, with the same results, so a row's fate never depends on its block.
+    """
+    if pa.types.is_timestamp(target):
+        return _event_time_clean(nullable)
+    try:
+        values = pc.cast(nullable, target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if pa.types.is_floating(target) and not _all(pc.is_finite(values)):
+        return None  # nan/inf: the careful path rejects them
+    return values
+
+
+def _event_time_clean(nullable: pa.Array) -> pa.Array | None:
+    sample = _first_value(nullable)
+    if sample is None:
+        return None
+    for shape, guard, parse in _CLEAN_TIME_FORMATS:
+        if re.match(shape, sample):
+            if not _all(pc.match_substring_regex(nullable, guard)):
+                return None
+            try:
+                return parse(nullable)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                return None  # e.g. Feb 30: let the careful path say which row
+    return None
+
+
+def _epoch_clean(values: pa.Array) -> pa.Array:
+    # ≤ 12 integer + 3 fraction digits fit a double exactly enough that rounding gives the ms
+    milliseconds = pc.round(pc.multiply(pc.cast(values, pa.float64()), float(_MS_PER_SECOND)))
+    return pc.cast(pc.cast(milliseconds, pa.int64()), pa.timestamp("ms"))
+
+
+def _wall_clean(values: pa.Array) -> pa.Array:
+    return pc.cast(values, pa.timestamp("ms"))
+
+
+def _zoned_clean(values: pa.Array) -> pa.Array:
+    utc = pc.cast(values, pa.timestamp("ms", tz="UTC"))
+    return pc.cast(pc.cast(utc, pa.int64()), pa.timestamp("ms"))
+
+
+_CLEAN_WALL = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,3})?"
+_CLEAN_TIME_FORMATS: tuple[tuple[str, str, Callable[[pa.Array], pa.Array]], ...] = (
+    (r"^[0-9]+(\.[0-9]*)?$", r"^[0-9]{1,12}(\.[0-9]{1,3})?$", _epoch_clean),
+    (_CLEAN_WALL + "$", "^" + _CLEAN_WALL + "$", _wall_clean),
+    (
+        _CLEAN_WALL + r"(Z|[+-][0-9]{2}:?[0-9]{2})$",
+        "^" + _CLEAN_WALL + r"(Z|[+-][0-9]{2}:?[0-9]{2})$",
+        _zoned_clean,
+    ),
+)
+
+
+def _first_value(values: pa.Array) -> str | None:
+    for index in range(min(len(values), 64)):
+        value = values[index].as_py()
+        if value is not None:
+            return value
+    return None
+
+
+def _all(mask: pa.Array) -> bool:
+    return bool(pc.all(mask, min_count=0).as_py())
+
+
+def _parse_carefully(column: Column, raw: pa.Array) -> tuple[pa.Array, list[Problem]]:
+    """Any accepted form, surrounding whitespace ignored, and which rows fail and why."""
+    text = pc.utf8_trim_whitespace(raw)
+    empty = pc.equal(text, "")
+    if pa.types.is_timestamp(column.type):
+        values = parse_event_time(text)
+        reason = f"is not a timestamp ({TIME_FORMATS_HINT})"
+    elif pa.types.is_integer(column.type):
+        values = _parse_bigint(text)
+        reason = "is not a whole number (bigint)"
+    else:
+        values = _cast_matching(text, _DOUBLE, pa.float64())
+        reason = "is not a number"
+    problems = [_problem(column, pc.and_(pc.invert(empty), pc.is_null(values)), reason)]
+    if column.required:
+        problems.append(_problem(column, empty, "is empty but required"))
+    return values, [problem for problem in problems if problem is not None]
+
+
+def _parse_bigint(text: pa.Array) -> pa.Array:
+    """Whole numbers within int64; anything out of range is null (rejected), never wrapped."""
+    as_decimal = _cast_matching(text, _BIGINT, pa.decimal128(19, 0))
+    in_range = pc.and_(
+        pc.greater_equal(as_decimal, pa.scalar(Decimal(-(2**63)), pa.decimal128(19, 0))),
+        pc.less_equal(as_decimal, pa.scalar(Decimal(2**63 - 1), pa.decimal128(19, 0))),
+    )
+    return pc.cast(pc.if_else(in_range, as_decimal, pa.scalar(None, as_decimal.type)), pa.int64())
+
+
+def _problem(column: Column, mask: pa.Array | None, reason: str) -> Problem | None:
+    if mask is None or not pc.any(mask).as_py():
+        return None
+    return Problem(column.name, mask, reason)
+
+
+def _cast_matching(text: pa.Array, pattern: str, target: pa.DataType) -> pa.Array:
+    matches = pc.match_substring_regex(text, pattern)
+    only_valid = pc.if_else(matches, text, pa.scalar(None, pa.string()))
+    return pc.cast(only_valid, target)
+
+
+def parse_event_time(text: pa.Array) -> pa.Array:
+    """Timestamps (UTC, ms) for trimmed strings in any accepted format; null where none matches."""
+    epoch = pc.extract_regex(text, _EPOCH)
+    epoch_ms = pc.add(
+        pc.multiply(pc.cast(pc.struct_field(epoch, "seconds"), pa.int64()), _MS_PER_SECOND),
+        _fraction_ms(pc.struct_field(epoch, "fraction")),
+    )
+    epoch_ms = pc.if_else(pc.is_valid(epoch), epoch_ms, pa.scalar(None, pa.int64()))
+
+    parts = pc.extract_regex(text, _DATETIME)
+    wall = pc.binary_join_element_wise(
+        pc.struct_field(parts, "date"), pc.struct_field(parts, "time"), "T"
+    )
+    wall_seconds = pc.strptime(wall, format="%Y-%m-%dT%H:%M:%S", unit="s", error_is_null=True)
+    # strptime rolls impossible dates over (Feb 30 → Mar 1); a round trip catches them
+    round_trip = pc.equal(pc.strftime(wall_seconds, format="%Y-%m-%dT%H:%M:%S"), wall)
+    wall_seconds = pc.if_else(round_trip, wall_seconds, pa.scalar(None, wall_seconds.type))
+    wall_ms = pc.add(
+        pc.multiply(pc.cast(wall_seconds, pa.int64()), _MS_PER_SECOND),
+        _fraction_ms(pc.struct_field(parts, "fraction")),
+    )
+    utc_ms = pc.subtract(wall_ms, _offset_ms(parts))
+    utc_ms = pc.if_else(pc.is_valid(parts), utc_ms, pa.scalar(None, pa.int64()))
+
+    return pc.cast(pc.coalesce(epoch_ms, utc_ms), pa.timestamp("ms"))
+
+
+def _fraction_ms(fraction: pa.Array) -> pa.Array:
+    """'' → 0, '5' → 500, '123456' → 123 (sub-millisecond digits are truncated)."""
+    padded = pc.utf8_rpad(pc.if_else(pc.equal(fraction, ""), "0", fraction), width=3, padding="0")
+    return pc.cast(pc.utf8_slice_codeunits(padded, 0, 3), pa.int64())
+
+
+def _offset_ms(parts: pa.Array) -> pa.Array:
+    """The UTC offset of each value in ms (0 for Z or no offset)."""
+    hours = pc.struct_field(parts, "off_h")
+    minutes = pc.struct_field(parts, "off_m")
+    hours_ms = pc.multiply(
+        pc.cast(pc.if_else(pc.equal(hours, ""), "0", hours), pa.int64()), _MS_PER_HOUR
+    )
+    minutes_ms = pc.multiply(
+        pc.cast(pc.if_else(pc.equal(minutes, ""), "0", minutes), pa.int64()), _MS_PER_MINUTE
+    )
+    magnitude = pc.add(hours_ms, minutes_ms)
+    negative = pc.equal(pc.struct_field(parts, "sign"), "-")
+    return pc.if_else(negative, pc.negate(magnitude), magnitude)
+
+
+def extra_columns_json(extras: Sequence[tuple[str, pa.Array]], length: int) -> pa.Array:
+    """One JSON object string per row of the unknown columns; null when the file has none.
+
+    Built vectorised: values are JSON-escaped with string kernels. Rows holding control
+    characters other than tab/CR/LF (rare) are encoded with json.dumps instead.
+    """
+    if not extras:
+        return pa.nulls(length, pa.string())
+    pieces: list[pa.Array | str] = []
+    for index, (name, values) in enumerate(extras):
+        key = ("{" if index == 0 else ",") + json.dumps(name) + ":"
+        quoted = pc.binary_join_element_wise('"', _json_escape(values), '"', "")
+        pieces.append(
+            pc.binary_join_element_wise(key, pc.if_else(pc.equal(values, ""), "null", quoted), "")
+        )
+    pieces.append("}")
+    objects = pc.binary_join_element_wise(*pieces, "")
+    awkward = None
+    for _, values in extras:
+        hit = pc.match_substring_regex(values, r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
+        awkward = hit if awkward is None else pc.or_(awkward, hit)
+    if awkward is not None and pc.any(awkward).as_py():
+        objects = _reencode_rows(objects, extras, awkward)
+    return objects
+
+
+def _json_escape(values: pa.Array) -> pa.Array:
+    if not pc.any(pc.match_substring_regex(values, r'["\\\n\r\t]')).as_py():
+        return values  # the usual case: one scan instead of five replacements
+    escaped = pc.replace_substring(values, "\\", "\\\\")
+    for raw, replacement in (('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t")):
+        escaped = pc.replace_substring(escaped, raw, replacement)
+    return escaped
+
+
+def _reencode_rows(
+    objects: pa.Array, extras: Sequence[tuple[str, pa.Array]], rows: pa.Array
+) -> pa.Array:
+    encoded = objects.to_pylist()
+    for index in pc.indices_nonzero(rows).to_pylist():
+        row = {name: (values[index].as_py() or None) for name, values in extras}
+        encoded[index] = json.dumps(row, ensure_ascii=False, separators=(",", ":"))
+    return pa.array(encoded, pa.string())

@@ -1,0 +1,511 @@
+"""`b2p ingest`: copy v4 log files from a source into the partitioned Parquet lake.
+
+The unit of work is one source object: `ingest_object(source, key, etag, lake)` reads it,
+writes its partitions and rejects, removes what an earlier version produced and this one no
+longer does, and writes its ingest-log record LAST — so a log record means "complete", and a
+run that dies before it leaves the object to the next run. The CLI, a process pool and a
+Lambda worker all call that same function; `run` only plans (list source, skip logged
+versions), fans out and reports.
+
+Quarantine: a file that cannot be read at all (`UnreadableFile`, `HeaderError`) leaves nothing
+of this attempt in the lake and does not touch the outputs of an earlier good version; its
+reason goes to `_ingest/quarantine/<source_id>.json` and its log record has status
+`quarantined`, so the same version is not retried (a re-delivery has a new ETag; pass
+`--retry-quarantined` after fixing e.g. the column aliases).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as dt
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from typing import Any, BinaryIO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ingest.contract import (
+    LAKE_SCHEMA,
+    HeaderError,
+    HeaderMapping,
+    ValidatedBlock,
+    load_aliases,
+    map_header,
+    validate_block,
+)
+from ingest.errors import UserError
+from ingest.lake import (
+    IngestLog,
+    PartitionedWriter,
+    RejectsWriter,
+    etag_token,
+    quarantine_key,
+    source_id_for,
+    write_quarantine_record,
+)
+from ingest.logs import configure_logging
+from ingest.progress import ProgressBar
+from ingest.reader import BLOCK_BYTES, LogFileReader, RawBlock, UnreadableFile, is_log_file
+from ingest.storage import ObjectInfo, Storage, open_storage
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_QUARANTINED = 2
+
+STATUS_OK = "ok"
+STATUS_QUARANTINED = "quarantined"
+STATUS_FAILED = "failed"  # an unexpected error (I/O, bug): not logged, retried by the next run
+
+
+@dataclass
+class IngestResult:
+    uri: str  # of the source object
+    key: str
+    etag: str
+    size: int | None
+    source_id: str
+    status: str = STATUS_OK
+    rows_read: int = 0
+    rows_written: int = 0
+    rows_rejected: int = 0
+    output_keys: list[str] = field(default_factory=list)
+    rejects_key: str | None = None
+    uncompressed_bytes: int = 0
+    started_at: str = ""
+    finished_at: str = ""
+    seconds: float = 0.0
+    error: str | None = None
+    first_reject: str | None = None  # the first rejected row's message, for the run's log
+
+    def log_record(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+ProgressCallback = Callable[[int], None]
+
+
+def ingest_object(
+    source: Storage,
+    key: str,
+    etag: str,
+    lake: Storage,
+    *,
+    size: int | None = None,
+    aliases: Mapping[str, str] | None = None,
+    block_bytes: int = BLOCK_BYTES,
+    on_progress: ProgressCallback | None = None,
+) -> IngestResult:
+    """Ingest one source object version into the lake; the log record is written last.
+
+    Raises only for unexpected problems (I/O, bugs); bad input ends as `quarantined`.
+    """
+    clock = time.monotonic()
+    started = _utc_now()
+    source_uri = source.uri(key)
+    result = IngestResult(source_uri, key, etag, size, source_id_for(source_uri))
+    result.started_at = _iso(started)
+    ingest_log = IngestLog(lake)
+    try:
+        _write_outputs(source, lake, result, aliases, block_bytes, on_progress, started)
+    except (UnreadableFile, HeaderError) as exc:
+        result.status = STATUS_QUARANTINED
+        result.error = f"{source_uri}: {exc}"
+        result.rows_written = result.rows_rejected = result.rows_read = 0
+        result.output_keys, result.rejects_key, result.first_reject = [], None, None
+        _finish(result, clock)
+        write_quarantine_record(lake, result.source_id, _quarantine_record(result))
+        ingest_log.write(result.log_record())
+        return result
+    _remove_outputs_of_earlier_versions(lake, ingest_log, result)
+    lake.delete(quarantine_key(result.source_id))
+    _finish(result, clock)
+    ingest_log.write(result.log_record())
+    return result
+
+
+def _write_outputs(
+    source: Storage,
+    lake: Storage,
+    result: IngestResult,
+    aliases: Mapping[str, str] | None,
+    block_bytes: int,
+    on_progress: ProgressCallback | None,
+    started: dt.datetime,
+) -> None:
+    """Read the whole object and commit its partitions and rejects, or commit nothing."""
+    ingested_at = pa.scalar(started.replace(tzinfo=None), pa.timestamp("ms"))
+    with contextlib.ExitStack() as outputs:
+        partitions = PartitionedWriter(lake, result.source_id, outputs)
+        rejects = RejectsWriter(lake, result.source_id, outputs)
+        with source.open_read(result.key) as raw:
+            reader = LogFileReader(_Counting(raw, on_progress), result.key, block_bytes)
+            mapping = map_header(reader.header, aliases)
+            for block in reader.blocks():
+                result.rows_read += block.num_rows + len(block.invalid)
+                rejects.write(_malformed_rejects(block, result.uri))
+                validated = validate_block(block.columns, mapping)
+                failed = validated.failed_mask()
+                if failed is not None:
+                    rejects.write(_invalid_value_rejects(block, validated, mapping, result))
+                rows = _lake_rows(validated, block, result.uri, ingested_at)
+                partitions.write(rows if failed is None else rows.filter(pc.invert(failed)))
+            partitions.finish()
+        if result.rows_read != partitions.rows_written + rejects.count:
+            # a bug, not bad input: raising here discards this attempt's outputs
+            raise RuntimeError(
+                f"{result.uri}: {result.rows_read} rows read but {partitions.rows_written} "
+                f"written + {rejects.count} rejected"
+            )
+        result.uncompressed_bytes = reader.uncompressed_bytes
+    # the ExitStack closed normally: every partition and the rejects file are now visible
+    result.rows_written = partitions.rows_written
+    result.rows_rejected = rejects.count
+    result.output_keys = partitions.keys
+    result.rejects_key = rejects.key
+    result.first_reject = rejects.first_message
+
+
+def _lake_rows(
+    validated: ValidatedBlock, block: RawBlock, source_uri: str, ingested_at: pa.Scalar
+) -> pa.Table:
+    rows = block.num_rows
+    columns = dict(validated.columns)
+    columns["source_file"] = pa.repeat(pa.scalar(source_uri, pa.string()), rows)
+    columns["source_line"] = block.lines
+    columns["ingested_at"] = pa.repeat(ingested_at, rows)
+    return pa.table([columns[name] for name in LAKE_SCHEMA.names], schema=LAKE_SCHEMA)
+
+
+def _malformed_rejects(block: RawBlock, source_uri: str) -> Iterable[dict[str, Any]]:
+    for record in block.invalid:
+        yield {
+            "source_file": source_uri,
+            "line": record.line,
+            "column": None,
+            "reason": record.reason,
+            "message": f"{source_uri} line {record.line}: the record {record.reason}; fix the "
+            "quoting or field count and re-deliver the file",
+            "values": record.values,
+        }
+
+
+def _invalid_value_rejects(
+    block: RawBlock, validated: ValidatedBlock, mapping: HeaderMapping, result: IngestResult
+) -> Iterable[dict[str, Any]]:
+    first_problem: dict[int, Any] = {}
+    for problem in validated.problems:
+        for row in pc.indices_nonzero(problem.mask).to_pylist():
+            first_problem.setdefault(row, problem)
+    rows = sorted(first_problem)
+    lines = block.lines.take(pa.array(rows, pa.int64())).to_pylist()
+    values = [column.take(pa.array(rows, pa.int64())).to_pylist() for column in block.columns]
+    for index, (row, line) in enumerate(zip(rows, lines, strict=True)):
+        problem = first_problem[row]
+        position = mapping.contract_positions[problem.column]
+        raw_value = values[position][index]
+        header_name = mapping.header[position]
+        named = (
+            problem.column
+            if header_name == problem.column
+            else f"{problem.column} ({header_name!r})"
+        )
+        yield {
+            "source_file": result.uri,
+            "line": line,
+            "column": problem.column,
+            "reason": problem.reason,
+            "message": f"{result.uri} line {line}, column {named}: value {raw_value!r} "
+            f"{problem.reason}; correct the value and re-deliver the file",
+            "values": [column_values[index] for column_values in values],
+        }
+
+
+def _remove_outputs_of_earlier_versions(
+    lake: Storage, ingest_log: IngestLog, result: IngestResult
+) -> None:
+    """Delete what earlier versions produced that this one does not, then their log records."""
+    keep = set(result.output_keys)
+    if result.rejects_key:
+        keep.add(result.rejects_key)
+    current_log = etag_token(result.etag)
+    for key, record in list(ingest_log.records_for(result.source_id)):
+        if key.endswith(f"/{current_log}.json"):
+            continue
+        earlier = list(record.get("output_keys") or [])
+        if record.get("rejects_key"):
+            earlier.append(record["rejects_key"])
+        for stale in earlier:
+            if stale not in keep:
+                lake.delete(stale)
+        lake.delete(key)  # safe before our record: a crash now just re-ingests this version
+
+
+def _quarantine_record(result: IngestResult) -> dict[str, Any]:
+    return {
+        "uri": result.uri,
+        "key": result.key,
+        "etag": result.etag,
+        "size": result.size,
+        "source_id": result.source_id,
+        "reason": result.error,
+        "quarantined_at": result.finished_at,
+    }
+
+
+def _finish(result: IngestResult, clock: float) -> None:
+    result.finished_at = _iso(_utc_now())
+    result.seconds = round(time.monotonic() - clock, 3)
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _iso(moment: dt.datetime) -> str:
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class _Counting:
+    """A read-only stream that reports how many (compressed) bytes were read."""
+
+    def __init__(self, raw: BinaryIO, on_progress: ProgressCallback | None) -> None:
+        self._raw = raw
+        self._on_progress = on_progress
+
+    def read(self, size: int = -1) -> bytes:
+        data = self._raw.read(size)
+        if self._on_progress is not None and data:
+            self._on_progress(len(data))
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+
+# ---------------------------------------------------------------- the `ingest` subcommand
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--source", required=True, help="folder (or s3://bucket/prefix) holding the v4 log files"
+    )
+    parser.add_argument(
+        "--lake",
+        default=os.environ.get("B2P_LAKE", "lake"),
+        help="lake root: folder or s3://bucket/prefix (default: $B2P_LAKE or ./lake)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="files processed in parallel (default 1)"
+    )
+    parser.add_argument(
+        "--column-aliases",
+        metavar="FILE",
+        help="JSON object or two-column CSV mapping other header names to contract columns",
+    )
+    parser.add_argument(
+        "--retry-quarantined",
+        action="store_true",
+        help="process quarantined versions again (e.g. after fixing --column-aliases)",
+    )
+
+
+@dataclass
+class RunSummary:
+    ingested: int = 0
+    skipped: int = 0
+    quarantined: int = 0
+    failed: int = 0
+    rows_read: int = 0
+    rows_written: int = 0
+    rows_rejected: int = 0
+    uncompressed_bytes: int = 0
+
+    def add(self, result: IngestResult) -> None:
+        if result.status == STATUS_OK:
+            self.ingested += 1
+        elif result.status == STATUS_QUARANTINED:
+            self.quarantined += 1
+        else:
+            self.failed += 1
+        self.rows_read += result.rows_read
+        self.rows_written += result.rows_written
+        self.rows_rejected += result.rows_rejected
+        self.uncompressed_bytes += result.uncompressed_bytes
+
+    def exit_status(self) -> int:
+        if self.failed:
+            return EXIT_FAILED
+        return EXIT_QUARANTINED if self.quarantined else EXIT_OK
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        raise UserError("--workers must be 1 or more")
+    aliases = load_aliases(args.column_aliases) if args.column_aliases else {}
+    source = _open_source(args.source)
+    lake = open_storage(args.lake)
+    todo, skipped = plan(source, lake, retry_quarantined=args.retry_quarantined)
+    summary = RunSummary(skipped=skipped)
+    progress = ProgressBar(sum(info.size for info in todo), len(todo))
+    clock = time.monotonic()
+    try:
+        for result in _ingest_all(source, lake, todo, aliases, args.workers, progress):
+            summary.add(result)
+            progress.clear()
+            _log_result(result, lake)
+            progress.file_done()
+    finally:
+        progress.close()
+    _log_summary(summary, time.monotonic() - clock)
+    return summary.exit_status()
+
+
+def _open_source(uri: str) -> Storage:
+    if not uri.startswith("s3://") and not os.path.isdir(uri):
+        raise UserError(
+            f"source folder {uri} does not exist; pass the folder holding the log files"
+        )
+    return open_storage(uri)
+
+
+def plan(
+    source: Storage, lake: Storage, retry_quarantined: bool = False
+) -> tuple[list[ObjectInfo], int]:
+    """The source objects to ingest now, and how many were skipped as already logged."""
+    ingest_log = IngestLog(lake)
+    logged = ingest_log.logged_versions()
+    retry = ingest_log.quarantined_sources() if retry_quarantined else set()
+    todo: list[ObjectInfo] = []
+    skipped = 0
+    for info in source.list():
+        if not is_log_file(info.key):
+            continue
+        source_id = source_id_for(source.uri(info.key))
+        if (source_id, etag_token(info.etag)) in logged and source_id not in retry:
+            skipped += 1
+        else:
+            todo.append(info)
+    return todo, skipped
+
+
+def _ingest_all(
+    source: Storage,
+    lake: Storage,
+    todo: list[ObjectInfo],
+    aliases: Mapping[str, str],
+    workers: int,
+    progress: ProgressBar,
+) -> Iterable[IngestResult]:
+    if workers == 1 or len(todo) <= 1:
+        for info in todo:
+            yield _ingest_safely(source, lake, info, aliases, progress.advance)
+        return
+    verbose = logging.getLogger().level <= logging.DEBUG
+    with ProcessPoolExecutor(
+        max_workers=workers, initializer=configure_logging, initargs=(verbose,)
+    ) as pool:
+        futures = {
+            pool.submit(_ingest_in_worker, source.root, lake.root, info, dict(aliases)): info
+            for info in todo
+        }
+        for future in as_completed(futures):
+            progress.advance(futures[future].size)
+            yield future.result()
+
+
+def _ingest_in_worker(
+    source_root: str, lake_root: str, info: ObjectInfo, aliases: dict[str, str]
+) -> IngestResult:
+    # Storages are opened per process: an S3 client must not cross a fork.
+    return _ingest_safely(open_storage(source_root), open_storage(lake_root), info, aliases, None)
+
+
+def _ingest_safely(
+    source: Storage,
+    lake: Storage,
+    info: ObjectInfo,
+    aliases: Mapping[str, str],
+    on_progress: ProgressCallback | None,
+) -> IngestResult:
+    """`ingest_object`, with an unexpected error turned into a `failed` result (not logged)."""
+    try:
+        return ingest_object(
+            source,
+            info.key,
+            info.etag,
+            lake,
+            size=info.size,
+            aliases=aliases,
+            on_progress=on_progress,
+        )
+    except Exception as exc:
+        log.exception("failed", extra={"fields": {"file": source.uri(info.key)}})
+        uri = source.uri(info.key)
+        failed = IngestResult(uri, info.key, info.etag, info.size, source_id_for(uri))
+        failed.status = STATUS_FAILED
+        failed.error = (
+            f"{uri}: unexpected {type(exc).__name__}: {exc}; nothing was logged for it, so the "
+            "next run retries it"
+        )
+        return failed
+
+
+def _log_result(result: IngestResult, lake: Storage) -> None:
+    fields: dict[str, Any] = {
+        "file": result.uri,
+        "status": result.status,
+        "rows": result.rows_read,
+        "written": result.rows_written,
+        "rejected": result.rows_rejected,
+        "seconds": result.seconds,
+        "bytes": result.uncompressed_bytes,
+    }
+    if result.status == STATUS_QUARANTINED:
+        fields["record"] = lake.uri(quarantine_key(result.source_id))
+        log.error("quarantined %s", result.error, extra={"fields": fields})
+    elif result.status == STATUS_FAILED:
+        log.error("%s", result.error, extra={"fields": fields})
+    elif result.rows_rejected:
+        assert result.rejects_key is not None
+        fields["rejects"] = lake.uri(result.rejects_key)
+        log.warning(
+            "ingested with %d rejected row(s), e.g. %s",
+            result.rows_rejected,
+            result.first_reject,
+            extra={"fields": fields},
+        )
+    else:
+        log.info("ingested", extra={"fields": fields})
+
+
+def _log_summary(summary: RunSummary, seconds: float) -> None:
+    megabytes = summary.uncompressed_bytes / 1e6
+    fields = {
+        "files_ingested": summary.ingested,
+        "files_skipped": summary.skipped,
+        "files_quarantined": summary.quarantined,
+        "files_failed": summary.failed,
+        "rows_read": summary.rows_read,
+        "rows_written": summary.rows_written,
+        "rows_rejected": summary.rows_rejected,
+        "mb_uncompressed": round(megabytes, 1),
+        "mb_per_second": round(megabytes / seconds, 1) if seconds > 0 else None,
+        "seconds": round(seconds, 2),
+    }
+    message = (
+        f"done: {summary.ingested} file(s) ingested, {summary.skipped} already ingested, "
+        f"{summary.quarantined} quarantined, {summary.failed} failed; rows "
+        f"{summary.rows_read} read = {summary.rows_written} written + "
+        f"{summary.rows_rejected} rejected"
+    )
+    if summary.quarantined:
+        message += "; see _ingest/quarantine/ in the lake for what to fix"
+    log.info(message, extra={"fields": fields})

@@ -1,0 +1,315 @@
+"""Streaming CSV decoding of one v4 log file: bounded memory, exact physical line numbers.
+
+The decompressed byte stream is cut into large blocks that end on a record boundary (a newline
+with an even number of `"` since the previous boundary — RFC 4180 quotes always come in pairs).
+Each block is parsed by pyarrow's multi-threaded CSV reader with every column as a string. A
+row's physical start line is the block's first line + the lines taken by earlier rows (1 + the
+newlines inside their quoted values), computed vectorised; a block with no embedded newlines
+needs no computing at all.
+
+pyarrow does not report where a malformed row is, so a block with wrong-width rows, blank
+lines or anything else the fast path cannot account for exactly is re-parsed with Python's csv
+module, which counts lines itself. Blank lines are not records: they are skipped and not
+counted. Memory is a few blocks (raw bytes, parsed table, typed columns) whatever the file
+size; one record larger than a block grows the block until the record ends. 8 MB blocks
+measured: 2.5 M rows / 281 MB of CSV in ~5 s at ~370 MB peak RSS (of which ~80 MB is the
+interpreter and pyarrow), the same as with 16-32 MB blocks but with less memory.
+
+A bare `"` inside an unquoted field (not RFC 4180) breaks the quote parity; the block then
+grows until the next stray quote, so such a file is slow, not wrong.
+"""
+
+from __future__ import annotations
+
+import csv
+import gzip
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+
+BLOCK_BYTES = 8 * 1024 * 1024
+_ARROW_BLOCK_BYTES = 1 * 1024 * 1024
+_READ_BYTES = 8 * 1024 * 1024
+_BOM = b"\xef\xbb\xbf"
+_GZIP_MAGIC = b"\x1f\x8b"
+_QUOTE = b'"'
+_NEWLINE = b"\n"
+
+SUPPORTED_SUFFIXES = (".csv", ".gz")
+
+
+def is_log_file(key: str) -> bool:
+    """Whether a source object is a v4 log file (`*.csv`, `*.gz`, `*.csv.gz`), not a hidden one."""
+    name = key.rsplit("/", 1)[-1]
+    return not name.startswith((".", "_")) and name.lower().endswith(SUPPORTED_SUFFIXES)
+
+
+class UnreadableFile(Exception):
+    """The file as a whole cannot be read; it is quarantined. The message says what to do."""
+
+
+@dataclass(frozen=True)
+class InvalidRecord:
+    line: int
+    reason: str
+    values: list[str]
+
+
+@dataclass(frozen=True)
+class RawBlock:
+    """Records of one block: string columns in file order, their start lines, malformed ones."""
+
+    columns: list[pa.Array | pa.ChunkedArray]
+    lines: pa.Array | pa.ChunkedArray  # int64, physical start line of each row (header = 1)
+    invalid: list[InvalidRecord]
+
+    @property
+    def num_rows(self) -> int:
+        return len(self.lines)
+
+
+class LogFileReader:
+    """Reads one (possibly gzip-compressed) CSV stream: `header` first, then `blocks()`."""
+
+    def __init__(self, raw: BinaryIO, name: str, block_bytes: int = BLOCK_BYTES) -> None:
+        self._name = name
+        self._compressed = name.lower().endswith(".gz")
+        self._stream: BinaryIO = gzip.GzipFile(fileobj=raw, mode="rb") if self._compressed else raw
+        self._block_bytes = block_bytes
+        self.uncompressed_bytes = 0
+        self._blocks = self._record_blocks()
+        self._pending_first: bytes = b""
+        self._next_line = 1
+        self.header: list[str] = self._read_header()
+
+    def _read(self, size: int) -> bytes:
+        try:
+            chunk = self._stream.read(size)
+        except EOFError as exc:
+            raise UnreadableFile(
+                "the gzip stream ends early (truncated file, e.g. an incomplete upload); ask "
+                "for a complete re-delivery — a new version is picked up by the next run"
+            ) from exc
+        except (gzip.BadGzipFile, zlib.error, OSError) as exc:
+            if not self._compressed:
+                raise
+            raise UnreadableFile(
+                f"not a valid gzip file ({exc}); re-deliver it gzip-compressed, or name it "
+                "*.csv if it is plain text"
+            ) from exc
+        self.uncompressed_bytes += len(chunk)
+        return chunk
+
+    def _record_blocks(self) -> Iterator[bytes]:
+        """Blocks of about `block_bytes` that each end on a record boundary (or at EOF)."""
+        pending = b""
+        while True:
+            chunk = self._read(max(self._block_bytes - len(pending), _READ_BYTES))
+            if not chunk:
+                if pending:
+                    yield pending
+                return
+            data = pending + chunk
+            cut = last_record_boundary(data) if len(data) >= self._block_bytes else 0
+            if cut == 0:
+                pending = data  # too little for a block yet, or no complete record so far
+                continue
+            yield data[:cut]
+            pending = data[cut:]
+
+    def _read_header(self) -> list[str]:
+        first = next(self._blocks, b"")
+        if not self._compressed and first.startswith(_GZIP_MAGIC):
+            raise UnreadableFile(
+                f"the file is gzip-compressed but not named *.gz; rename it {self._name}.gz"
+            )
+        if first.startswith(_BOM):
+            first = first[len(_BOM) :]
+        cut = first_record_boundary(first)
+        header_bytes, self._pending_first = first[:cut], first[cut:]
+        if not header_bytes.strip():
+            raise UnreadableFile(
+                "the file is empty (no header row); ask for a re-delivery with the header line "
+                "and the data"
+            )
+        text = decode_utf8(header_bytes, first_line=1)
+        header = next(csv.reader([text.rstrip("\r\n")]), [])
+        if not any(name.strip() for name in header):
+            raise UnreadableFile("the first line has no column names; the header row is missing")
+        self._next_line = 1 + header_bytes.count(_NEWLINE)
+        return header
+
+    def blocks(self) -> Iterator[RawBlock]:
+        width = len(self.header)
+        if self._pending_first:
+            yield self._parse(self._pending_first, width)
+        for data in self._blocks:
+            yield self._parse(data, width)
+
+    def _parse(self, data: bytes, width: int) -> RawBlock:
+        first_line = self._next_line
+        newlines = data.count(_NEWLINE)
+        self._next_line += newlines
+        return parse_block(data, first_line, width, newlines)
+
+
+def last_record_boundary(data: bytes) -> int:
+    """Index just after the last newline outside quotes, or 0 when there is none."""
+    quotes_after = 0
+    end = len(data)
+    total_quotes = data.count(_QUOTE)
+    position = data.rfind(_NEWLINE)
+    while position >= 0:
+        quotes_after += data.count(_QUOTE, position + 1, end)
+        if (total_quotes - quotes_after) % 2 == 0:
+            return position + 1
+        end = position + 1
+        position = data.rfind(_NEWLINE, 0, position)
+    return 0
+
+
+def first_record_boundary(data: bytes) -> int:
+    """Index just after the first newline outside quotes, or len(data) when there is none."""
+    quotes = 0
+    start = 0
+    position = data.find(_NEWLINE)
+    while position >= 0:
+        quotes += data.count(_QUOTE, start, position)
+        if quotes % 2 == 0:
+            return position + 1
+        start = position
+        position = data.find(_NEWLINE, position + 1)
+    return len(data)
+
+
+def decode_utf8(data: bytes, first_line: int) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = first_line + data.count(_NEWLINE, 0, exc.start)
+        raise UnreadableFile(
+            f"line {line} is not valid UTF-8 (byte 0x{data[exc.start]:02x}); re-export the file "
+            "as UTF-8"
+        ) from exc
+
+
+def parse_block(data: bytes, first_line: int, width: int, newlines: int | None = None) -> RawBlock:
+    """Parse records of one block; fast path with pyarrow, exact fallback with the csv module."""
+    if newlines is None:
+        newlines = data.count(_NEWLINE)
+    physical_lines = newlines if data.endswith(_NEWLINE) else newlines + 1
+    fast = _parse_with_arrow(data, first_line, width, physical_lines)
+    if fast is not None:
+        return fast
+    return _parse_with_csv_module(data, first_line, width)
+
+
+def _parse_with_arrow(
+    data: bytes, first_line: int, width: int, physical_lines: int
+) -> RawBlock | None:
+    """The block's rows with exact start lines, or None when the slow path must decide."""
+    names = [f"c{index}" for index in range(width)]
+    malformed: list[int] = []
+
+    def count_malformed(_row: object) -> str:
+        malformed.append(1)
+        return "skip"
+
+    try:
+        table = pa_csv.read_csv(
+            pa.BufferReader(data),
+            read_options=pa_csv.ReadOptions(
+                column_names=names, block_size=_ARROW_BLOCK_BYTES, use_threads=True
+            ),
+            parse_options=pa_csv.ParseOptions(
+                newlines_in_values=True,
+                ignore_empty_lines=False,
+                invalid_row_handler=count_malformed,
+            ),
+            convert_options=pa_csv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()),
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+                check_utf8=True,
+            ),
+        )
+    except pa.ArrowInvalid as exc:
+        if "UTF8" in str(exc):
+            decode_utf8(data, first_line)  # raises with the exact line
+        return None
+    if malformed:
+        return None
+    columns = table.columns
+    if _has_blank_rows(columns):
+        return None
+    lines = _start_lines(columns, table.num_rows, first_line, physical_lines)
+    if lines is None:
+        return None
+    return RawBlock(columns, lines, [])
+
+
+def _has_blank_rows(columns: list[pa.ChunkedArray]) -> bool:
+    """Rows with every value empty: pyarrow's reading of a blank line (the csv module skips it)."""
+    maybe = pc.equal(columns[0], "")
+    if not pc.any(maybe).as_py():
+        return False
+    for column in columns[1:]:
+        maybe = pc.and_(maybe, pc.equal(column, ""))
+    return bool(pc.any(maybe).as_py())
+
+
+def _start_lines(
+    columns: list[pa.ChunkedArray], rows: int, first_line: int, physical_lines: int
+) -> pa.Array | None:
+    """Start line of each row; None if the rows do not account for every line exactly."""
+    ones = pc.fill_null(pa.nulls(rows, pa.int64()), 1)
+    if rows == physical_lines:
+        spans = ones  # no value holds a newline: one line per row
+    else:
+        spans = ones
+        for column in columns:
+            spans = pc.add(spans, pc.cast(pc.count_substring(column, "\n"), pa.int64()))
+        if pc.sum(spans).as_py() != physical_lines:
+            return None  # e.g. a lone CR that pyarrow took for a line end
+    ends = pc.cumulative_sum(spans)
+    return pc.add(pc.subtract(ends, spans), first_line)
+
+
+def _parse_with_csv_module(data: bytes, first_line: int, width: int) -> RawBlock:
+    text = decode_utf8(data, first_line)
+    physical = text.split("\n")
+    if physical and physical[-1] == "":
+        physical.pop()
+    source = (line + "\n" for line in physical)
+    reader = csv.reader(source, strict=False)
+    good: list[list[str]] = [[] for _ in range(width)]
+    good_lines: list[int] = []
+    invalid: list[InvalidRecord] = []
+    consumed = 0
+    while True:
+        start = first_line + consumed
+        try:
+            row = next(reader)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            consumed = reader.line_num
+            invalid.append(InvalidRecord(start, f"cannot be parsed as CSV ({exc})", []))
+            continue
+        consumed = reader.line_num
+        if not row:
+            continue
+        if len(row) != width:
+            reason = f"has {len(row)} fields but the header has {width}"
+            invalid.append(InvalidRecord(start, reason, row))
+            continue
+        for index, value in enumerate(row):
+            good[index].append(value)
+        good_lines.append(start)
+    columns = [pa.array(values, pa.string()) for values in good]
+    return RawBlock(columns, pa.array(good_lines, pa.int64()), invalid)

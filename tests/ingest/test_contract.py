@@ -1,0 +1,247 @@
+from __future__ import annotations
+
+import datetime as dt
+import json
+
+import pyarrow as pa
+import pytest
+
+from ingest.contract import (
+    CONTRACT,
+    LAKE_SCHEMA,
+    HeaderError,
+    extra_columns_json,
+    load_aliases,
+    map_header,
+    normalise_header,
+    parse_column,
+    parse_event_time,
+    validate_block,
+)
+from ingest.errors import UserError
+
+REQUIRED = ["transaction_id", "event_name", "event_time", "slot_id", "time_position_class"]
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("transactionId", "transaction_id"),
+        ("Transaction ID", "transaction_id"),
+        ("TRANSACTION-ID", "transaction_id"),
+        ("  transaction_id  ", "transaction_id"),
+        ("siteSectionID", "site_section_id"),
+        ("maxSlotDuration", "max_slot_duration"),
+        ("Time Position Class", "time_position_class"),
+        ("HTTPReferrer", "http_referrer"),
+        ("sales-type", "sales_type"),
+    ],
+)
+def test_header_names_are_normalised(raw: str, expected: str) -> None:
+    assert normalise_header(raw) == expected
+
+
+def test_lake_schema_is_the_agreed_one() -> None:
+    assert LAKE_SCHEMA.names == [
+        "transaction_id", "event_name", "event_time", "slot_id", "time_position_class",
+        "site_id", "site_section_id", "series_id", "video_asset_id", "network_id", "ad_id",
+        "creative_id", "max_slot_duration", "ad_duration", "sales_type", "extra_columns",
+        "source_file", "source_line", "ingested_at",
+    ]  # fmt: skip
+    assert LAKE_SCHEMA.field("event_time").type == pa.timestamp("ms")
+    assert LAKE_SCHEMA.field("ad_id").type == pa.int64()
+    assert LAKE_SCHEMA.field("ad_duration").type == pa.float64()
+    assert [c.name for c in CONTRACT if c.required] == REQUIRED
+
+
+def test_header_maps_any_order_and_keeps_unknown_columns() -> None:
+    mapping = map_header(
+        ["Slot ID", "eventTime", "EVENT-NAME", "transactionId", "timePositionClass", "Foo Bar"]
+    )
+    assert mapping.contract_positions == {
+        "slot_id": 0, "event_time": 1, "event_name": 2, "transaction_id": 3,
+        "time_position_class": 4,
+    }  # fmt: skip
+    assert mapping.extra_positions == {"foo_bar": 5}
+
+
+def test_missing_required_column_names_it_and_the_fix() -> None:
+    with pytest.raises(HeaderError, match=r"slot_id.*--column-aliases"):
+        map_header(["transaction_id", "event_name", "event_time", "time_position_class"])
+
+
+def test_duplicate_columns_after_normalisation_are_refused() -> None:
+    with pytest.raises(HeaderError, match="both map to 'slot_id'"):
+        map_header([*REQUIRED, "slotId"])
+
+
+def test_aliases_from_json_and_csv(tmp_path) -> None:
+    json_file = tmp_path / "aliases.json"
+    json_file.write_text(json.dumps({"Txn Id": "transaction_id", "ts": "event_time"}))
+    csv_file = tmp_path / "aliases.csv"
+    csv_file.write_text("from,to\nTxn Id,transaction_id\nts,eventTime\n")
+    expected = {"txn_id": "transaction_id", "ts": "event_time"}
+    assert load_aliases(json_file) == expected
+    assert load_aliases(csv_file) == expected
+    mapping = map_header(["txnId", "event_name", "TS", "slot_id", "time_position_class"], expected)
+    assert mapping.contract_positions["transaction_id"] == 0
+    assert mapping.contract_positions["event_time"] == 2
+
+
+def test_alias_to_an_unknown_column_is_a_user_error(tmp_path) -> None:
+    bad = tmp_path / "aliases.json"
+    bad.write_text(json.dumps({"x": "not_a_column"}))
+    with pytest.raises(UserError, match="not_a_column"):
+        load_aliases(bad)
+
+
+UTC = dt.UTC
+EVENT_TIME = next(column for column in CONTRACT if column.name == "event_time")
+
+
+def _naive_utc(*args: int) -> dt.datetime:
+    return dt.datetime(*args, tzinfo=UTC).replace(tzinfo=None)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # 1717243200 = 2024-06-01T12:00:00Z
+        ("1717243200", _naive_utc(2024, 6, 1, 12, 0, 0)),
+        ("1717243200.25", _naive_utc(2024, 6, 1, 12, 0, 0, 250000)),
+        ("1717243200.123999", _naive_utc(2024, 6, 1, 12, 0, 0, 123000)),  # truncated to ms
+        ("2024-06-01 12:34:56", _naive_utc(2024, 6, 1, 12, 34, 56)),
+        ("2024-06-01 12:34:56.7", _naive_utc(2024, 6, 1, 12, 34, 56, 700000)),
+        ("2024-06-01 12:34:56.789", _naive_utc(2024, 6, 1, 12, 34, 56, 789000)),
+        ("2024-06-01T12:34:56", _naive_utc(2024, 6, 1, 12, 34, 56)),
+        ("2024-06-01T12:34:56Z", _naive_utc(2024, 6, 1, 12, 34, 56)),
+        ("2024-06-01T12:34:56.5Z", _naive_utc(2024, 6, 1, 12, 34, 56, 500000)),
+        ("2024-06-01T14:34:56+02:00", _naive_utc(2024, 6, 1, 12, 34, 56)),
+        ("2024-06-01T00:04:56-05:30", _naive_utc(2024, 6, 1, 5, 34, 56)),
+        ("2024-06-01T23:30:00-0100", _naive_utc(2024, 6, 2, 0, 30, 0)),  # crosses midnight
+        (" 2024-06-01 12:34:56 ", _naive_utc(2024, 6, 1, 12, 34, 56)),
+    ],
+)
+def test_event_time_formats(text: str, expected: dt.datetime) -> None:
+    parsed = parse_event_time(pa.array([text.strip()]))
+    assert parsed.type == pa.timestamp("ms")
+    assert parsed.to_pylist() == [expected]
+    # a column holding only this value may take the fast path; a bad neighbour forces the
+    # careful one: the value's result must not depend on its neighbours
+    alone, _ = parse_column(EVENT_TIME, pa.array([text]))
+    beside_bad, problems = parse_column(EVENT_TIME, pa.array([text, "garbage"]))
+    assert alone.to_pylist() == [expected]
+    assert beside_bad.to_pylist() == [expected, None]
+    assert [p.mask.to_pylist() for p in problems] == [[False, True]]
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["yesterday", "2024-02-30 00:00:00", "2024-13-01 00:00:00", "2024-06-01", "12:00:00",
+     "1717243200,5", "-5", "2024-06-01 25:00:00"],
+)  # fmt: skip
+def test_unparseable_event_times_are_null(text: str) -> None:
+    assert parse_event_time(pa.array([text])).to_pylist() == [None]
+
+
+def _block(rows: list[list[str]], header: list[str]):
+    mapping = map_header(header)
+    columns = [pa.array([row[i] for row in rows], pa.string()) for i in range(len(header))]
+    return validate_block(columns, mapping)
+
+
+HEADER = [*REQUIRED, "site_id", "max_slot_duration", "sales_type"]
+GOOD = ["t", "slotImpression", "1717243200", "s", "PREROLL"]
+
+
+def test_typed_values_and_empty_means_null() -> None:
+    block = _block(
+        [
+            [*GOOD, "42", "30", "HOUSE"],
+            [*GOOD, " -7 ", "1.5e1", ""],
+            [*GOOD, "", "", "Direct Sold"],
+            [*GOOD, "123456789012345678", ".25", "x"],
+        ],
+        HEADER,
+    )
+    assert block.problems == []
+    assert block.failed_mask() is None
+    assert block.columns["site_id"].to_pylist() == [42, -7, None, 123456789012345678]
+    assert block.columns["max_slot_duration"].to_pylist() == [30.0, 15.0, None, 0.25]
+    assert block.columns["sales_type"].to_pylist() == ["HOUSE", None, "Direct Sold", "x"]
+    assert block.columns["series_id"].to_pylist() == [None] * 4  # column absent from the file
+    assert block.columns["extra_columns"].to_pylist() == [None] * 4
+
+
+@pytest.mark.parametrize(
+    ("column", "value", "reason"),
+    [
+        ("site_id", "12a", "not a whole number"),
+        ("site_id", "1.0", "not a whole number"),
+        ("site_id", "12345678901234567890", "not a whole number"),  # would overflow int64
+        ("max_slot_duration", "thirty", "not a number"),
+        ("max_slot_duration", "nan", "not a number"),
+        ("event_time", "soon", "not a timestamp"),
+        ("event_time", "", "empty but required"),
+        ("transaction_id", "", "empty but required"),
+        ("time_position_class", "", "empty but required"),
+    ],
+)
+def test_bad_values_fail_their_row_only(column: str, value: str, reason: str) -> None:
+    bad = [*GOOD, "1", "2", "x"]
+    bad[HEADER.index(column)] = value
+    block = _block([[*GOOD, "1", "2", "x"], bad, [*GOOD, "3", "4", "y"]], HEADER)
+    failed = block.failed_mask()
+    assert failed is not None and failed.to_pylist() == [False, True, False]
+    assert [(p.column, p.mask.to_pylist()) for p in block.problems] == [
+        (column, [False, True, False])
+    ]
+    assert reason in block.problems[0].reason
+
+
+@pytest.mark.parametrize(
+    ("name", "text", "expected"),
+    [
+        ("site_id", "9223372036854775807", 9223372036854775807),
+        ("site_id", "-9223372036854775808", -9223372036854775808),
+        ("site_id", "9223372036854775808", None),
+        ("site_id", "+5", 5),
+        ("site_id", "007", 7),
+        ("ad_duration", "1e3", 1000.0),
+        ("ad_duration", "+.5", 0.5),
+        ("ad_duration", "inf", None),
+        ("ad_duration", "NaN", None),
+    ],
+)
+def test_numbers_parse_the_same_alone_and_beside_bad_values(
+    name: str, text: str, expected: object
+) -> None:
+    column = next(c for c in CONTRACT if c.name == name)
+    alone, problems_alone = parse_column(column, pa.array([text]))
+    beside_bad, problems = parse_column(column, pa.array([text, "x"]))
+    assert alone.to_pylist() == [expected]
+    assert beside_bad.to_pylist() == [expected, None]
+    assert bool(problems_alone) is (expected is None)
+    failed = [any(p.mask[row].as_py() for p in problems) for row in range(2)]
+    assert failed == [expected is None, True]
+
+
+def test_unknown_columns_go_to_extra_columns_as_json() -> None:
+    header = [*REQUIRED, "Device Type", "note"]
+    block = _block(
+        [
+            [*GOOD, "CTV", 'say "hi", \\ ok\nbye\ttab'],
+            [*GOOD, "", "ctrl\x01char"],
+        ],
+        header,
+    )
+    decoded = [json.loads(text) for text in block.columns["extra_columns"].to_pylist()]
+    assert decoded == [
+        {"device_type": "CTV", "note": 'say "hi", \\ ok\nbye\ttab'},
+        {"device_type": None, "note": "ctrl\x01char"},
+    ]
+
+
+def test_extra_columns_json_is_compact_and_ordered() -> None:
+    encoded = extra_columns_json([("b", pa.array(["1"])), ("a", pa.array(["é"]))], 1)
+    assert encoded.to_pylist() == ['{"b":"1","a":"é"}']
