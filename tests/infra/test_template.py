@@ -234,9 +234,9 @@ def test_dbt_task_builds_on_athena_with_the_stack_s_settings(template: dict[str,
         "B2P_ATHENA_REGION": {"Ref": "AWS::Region"},
         "B2P_ATHENA_S3_STAGING_DIR": {"Fn::Sub": "s3://${AthenaResultsBucket}/"},
         "B2P_ATHENA_S3_DATA_DIR": {"Fn::Sub": "s3://${LakeBucket}/dbt/"},
-        "B2P_ATHENA_DATABASE": "awsdatacatalog",
         "B2P_ATHENA_CATALOG": "awsdatacatalog",
         "B2P_ATHENA_SCHEMA": {"Ref": "GlueDatabase"},
+        "B2P_LAKE_GLUE_DATABASE": {"Ref": "GlueDatabase"},
         "B2P_ATHENA_WORKGROUP": {"Ref": "AthenaWorkGroup"},
     }
     assert props(template, "DbtTaskDefinition")["TaskRoleArn"] == {

@@ -1,0 +1,75 @@
+"""Every model compiles for the athena target offline, in both branches of is_incremental()."""
+
+from __future__ import annotations
+
+from sqlglot import exp
+
+from tests.athena import athena_dbt
+from tests.athena.athena_dbt import AthenaDbtProject
+from tests.athena.conftest import IncrementalCompile
+from tests.athena.sql_checks import parse_athena
+
+EXPECTED_MODELS = {
+    "stg_freewheel__v4_events",
+    "stg_freewheel__slots",
+    "stg_freewheel__sites",
+    "stg_freewheel__site_sections",
+    "stg_freewheel__series",
+    "capacity_preroll",
+    "capacity_midroll",
+    "capacity_overlay",
+    "capacity_by_site",
+    "capacity_by_site_section",
+    "capacity_by_series",
+    "dq_freewheel__orphan_ads",
+}
+
+
+def compiled_models(project: AthenaDbtProject) -> dict[str, str]:
+    return {
+        name: project.compiled_sql(node)
+        for name, node in athena_dbt.models(project.manifest()).items()
+    }
+
+
+def test_every_model_compiles_before_the_first_run(first_build: AthenaDbtProject) -> None:
+    compiled = compiled_models(first_build)
+    assert set(compiled) == EXPECTED_MODELS
+    assert all(sql.strip() for sql in compiled.values())
+
+
+def test_every_model_compiles_for_an_incremental_run(incremental: IncrementalCompile) -> None:
+    compiled = compiled_models(incremental.project)
+    assert set(compiled) == EXPECTED_MODELS
+    assert all(sql.strip() for sql in compiled.values())
+
+
+def test_incremental_compile_asks_each_incremental_model_for_its_window_once(
+    incremental: IncrementalCompile,
+) -> None:
+    manifest = incremental.project.manifest()
+    asked = []
+    for query in incremental.queries:
+        (table,) = parse_athena(query).find_all(exp.Table)
+        assert (table.catalog, table.db) == (athena_dbt.CATALOG, athena_dbt.MODELS_DATABASE)
+        asked.append(table.name)
+    assert sorted(asked) == sorted(athena_dbt.incremental_models(manifest))
+
+
+def test_incremental_models_replace_event_date_partitions_of_hive_tables(
+    first_build: AthenaDbtProject,
+) -> None:
+    incremental = athena_dbt.incremental_models(first_build.manifest())
+    assert set(incremental) == EXPECTED_MODELS - {
+        "stg_freewheel__v4_events",
+        "stg_freewheel__sites",
+        "stg_freewheel__site_sections",
+        "stg_freewheel__series",
+        "dq_freewheel__orphan_ads",
+    }
+    for name, node in incremental.items():
+        config = node["config"]
+        assert config["incremental_strategy"] == "insert_overwrite", name
+        assert config["table_type"] == "hive", name
+        assert config["partitioned_by"] == [athena_dbt.PARTITION_COLUMN], name
+        assert config["format"] == "parquet", name
