@@ -1,6 +1,8 @@
-"""Where ingest puts things in the lake, and the writers that put them there.
+"""Where ingest puts things in the lake, the writers that put them there, and the protocol
+that keeps the lake exact when runs are killed, overlap or meet a re-delivered file.
 
     v4_events/event_date=YYYY-MM-DD/event_hour=H/<source_id>.parquet   one file per source × hour
+    _ingest/intent/<source_id>/<etag>-<attempt>.json  outputs an attempt is about to make visible
     _ingest/log/<source_id>/<etag>.json          one record per ingested version, written last
     _ingest/rejects/<source_id>.jsonl             rejected rows of the source's current version
     _ingest/quarantine/<source_id>.json           why the source's latest version was quarantined
@@ -16,9 +18,51 @@ Rejects are JSON lines, one per rejected row: `source_file`, `line` (physical st
 = 1), `column` (contract name, null for a malformed record), `reason`, `message` (what a person
 reads) and `values` (the raw fields in file order).
 
-Every output goes through `Storage.open_write`, so it becomes visible only when complete; the
-writers here commit when their ExitStack closes normally and discard everything when it
-unwinds with an exception.
+Crash and concurrency protocol (one attempt = one source object version, `ingest_object`):
+
+1. Read the whole object (If-Match on the listed ETag) and write every partition and the
+   rejects file through `Storage.open_write`: a local temp file or an S3 multipart upload,
+   invisible until committed. A failure or a kill here leaves nothing visible.
+2. Write the INTENT record `_ingest/intent/<source_id>/<etag>-<attempt>.json` listing the
+   output keys (partitions + rejects) this attempt is about to commit.
+3. Commit the outputs one by one (rename / PUT / CompleteMultipartUpload). Output names are
+   deterministic (`<source_id>` per hour, `<source_id>.jsonl`), so a commit REPLACES what an
+   earlier attempt or version wrote under that name — never appends, never duplicates.
+4. Clean up: for every other record of this source id — log records of other ETags and intent
+   records of any other attempt — delete the outputs it lists that this attempt did not just
+   write, then delete the record itself.
+5. Write the LOG record `_ingest/log/<source_id>/<etag>.json` (status, row counts, outputs).
+6. Delete this attempt's own intent record.
+
+Invariant: every visible output of a source id is listed by a log or intent record of that
+source id that still exists. Step 2 precedes step 3; step 4 deletes a record only after its
+outputs are deleted or replaced by ours (which our own intent covers); step 6 runs after the
+log record that lists the same outputs. So whatever moment a run is SIGKILLed at:
+
+- before step 5, the version has no log record, so the next run ingests it again and its step
+  4 finds — through the intent and log records — every output any earlier attempt or version
+  left, including partitions the new version no longer touches (a re-delivered file whose rows
+  moved to other hours); stale ones are deleted, the rest are overwritten. A kill during step
+  3 leaves a mix of new and old partitions visible until that next run (S3 has no multi-object
+  transaction); it never leaves a partial file and never two copies of a row.
+- after step 5, the version is done; a leftover intent (kill before step 6) lists exactly the
+  logged outputs and is removed by the source's next re-delivery.
+
+Scanning `v4_events/*/*/<source_id>.parquet` instead of keeping intent records would list the
+whole lake per file on S3 (no suffix filter), so the records are the index: cleanup costs two
+LISTs (`_ingest/log/<source_id>/`, `_ingest/intent/<source_id>/`) per ingested file.
+
+Two runs ingesting the same version at once write byte-for-byte the same rows under the same
+names, so whichever commit lands last wins and the row set is the same; neither deletes the
+other's outputs as stale, because both list the same keys and step 4 only deletes keys the
+deleting attempt did not write. (Runs racing on two DIFFERENT versions of one object end with
+whichever finishes last; if that is the older version, its log record lacks the newer ETag and
+the next run ingests the newer one, converging on it.)
+
+Leftovers of a kill: a local temp file (`.tmp-*`, ignored by every reader) is removed by
+`Storage.sweep_temp_files` at the start of the next CLI run — only when no live writer holds its
+lock, so a concurrent run's temp files are safe. An S3 multipart upload is invisible and is
+removed by the lake bucket's AbortIncompleteMultipartUpload lifecycle rule.
 """
 
 from __future__ import annotations
@@ -28,6 +72,7 @@ import datetime as dt
 import hashlib
 import json
 import re
+import uuid
 from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 
@@ -40,13 +85,16 @@ from ingest.storage import Storage
 
 EVENTS_PREFIX = "v4_events"
 LOG_PREFIX = "_ingest/log/"
+INTENT_PREFIX = "_ingest/intent/"
 REJECTS_PREFIX = "_ingest/rejects/"
 QUARANTINE_PREFIX = "_ingest/quarantine/"
 
-# A row group per ~256k rows: tens of MB compressed, large enough for Athena splits, small
-# enough that a worker buffering a few partitions stays well under its memory budget.
-ROW_GROUP_ROWS = 262_144
-MAX_BUFFERED_ROWS = 2 * ROW_GROUP_ROWS
+# Rows are buffered as Arrow tables (~250 B a row uncompressed) until a partition has a row
+# group's worth, and all partitions are flushed once the total passes MAX_BUFFERED_ROWS. 128k
+# rows (a few MB of zstd Parquet per row group) keeps that buffer near 35 MB: with 256k/512k
+# the 1 GB benchmark peaked ~100 MB higher (benchmarks/ingest_memory.py).
+ROW_GROUP_ROWS = 131_072
+MAX_BUFFERED_ROWS = ROW_GROUP_ROWS
 _SLUG_CHARS = 60
 _HASH_CHARS = 12
 
@@ -76,12 +124,30 @@ def log_key(source_id: str, etag: str) -> str:
     return f"{LOG_PREFIX}{source_id}/{etag_token(etag)}.json"
 
 
+def intent_key(source_id: str, etag: str, attempt: str) -> str:
+    return f"{INTENT_PREFIX}{source_id}/{etag_token(etag)}-{attempt}.json"
+
+
+def new_attempt_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
 def rejects_key(source_id: str) -> str:
     return f"{REJECTS_PREFIX}{source_id}.jsonl"
 
 
 def quarantine_key(source_id: str) -> str:
     return f"{QUARANTINE_PREFIX}{source_id}.json"
+
+
+def listed_outputs(record: dict[str, Any]) -> list[str]:
+    """The lake keys a log record (`output_keys`, `rejects_key`) or intent (`outputs`) lists."""
+    if "outputs" in record:
+        return list(record["outputs"])
+    outputs = list(record.get("output_keys") or [])
+    if record.get("rejects_key"):
+        outputs.append(record["rejects_key"])
+    return outputs
 
 
 def _json_bytes(record: dict[str, Any]) -> bytes:
@@ -202,6 +268,11 @@ class IngestLog:
                 versions.add((parts[0], parts[1][: -len(".json")]))
         return versions
 
+    def is_logged(self, source_id: str, etag: str) -> bool:
+        """Whether this version of one source is in the log (one LIST of its folder)."""
+        wanted = log_key(source_id, etag)
+        return any(info.key == wanted for info in self._lake.list(f"{LOG_PREFIX}{source_id}/"))
+
     def quarantined_sources(self) -> set[str]:
         return {
             info.key[len(QUARANTINE_PREFIX) : -len(".json")]
@@ -210,12 +281,43 @@ class IngestLog:
         }
 
     def records_for(self, source_id: str) -> Iterator[tuple[str, dict[str, Any]]]:
-        """(key, record) of every logged version of one source."""
-        for info in self._lake.list(f"{LOG_PREFIX}{source_id}/"):
-            yield info.key, json.loads(self._lake.read_bytes(info.key))
+        """(key, record) of every log and intent record of one source: together they list
+        every output of the source that may be visible (see the protocol above)."""
+        for prefix in (f"{LOG_PREFIX}{source_id}/", f"{INTENT_PREFIX}{source_id}/"):
+            for info in self._lake.list(prefix):
+                try:
+                    data = self._lake.read_bytes(info.key)
+                except FileNotFoundError:
+                    continue  # removed by a concurrent attempt after the listing
+                yield info.key, json.loads(data)
 
     def write(self, record: dict[str, Any]) -> str:
         key = log_key(record["source_id"], record["etag"])
+        self._lake.write_bytes(key, _json_bytes(record))
+        return key
+
+    def remove_settled_intents(self, logged: set[tuple[str, str]]) -> int:
+        """Delete intents left by a kill between step 5 and step 6 of the protocol: those of a
+        logged version whose log record lists every output the intent does. Returns how many."""
+        removed = 0
+        for info in self._lake.list(INTENT_PREFIX):
+            source_id, _, name = info.key[len(INTENT_PREFIX) :].partition("/")
+            token = name.rsplit("-", 1)[0]
+            if (source_id, token) not in logged:
+                continue  # an attempt in progress, or killed before its log record: needed
+            try:
+                intent = json.loads(self._lake.read_bytes(info.key))
+                record = json.loads(self._lake.read_bytes(f"{LOG_PREFIX}{source_id}/{token}.json"))
+            except FileNotFoundError:
+                continue  # changed meanwhile; leave it to the next run
+            if set(listed_outputs(intent)) <= set(listed_outputs(record)):
+                self._lake.delete(info.key)
+                removed += 1
+        return removed
+
+    def write_intent(self, source_id: str, etag: str, attempt: str, outputs: list[str]) -> str:
+        key = intent_key(source_id, etag, attempt)
+        record = {"source_id": source_id, "etag": etag, "attempt": attempt, "outputs": outputs}
         self._lake.write_bytes(key, _json_bytes(record))
         return key
 

@@ -28,7 +28,7 @@ from urllib3.exceptions import HTTPError as URLLib3HTTPError
 
 from ingest import aws
 from ingest.errors import UserError
-from ingest.storage import ObjectInfo
+from ingest.storage import ObjectChanged, ObjectInfo
 
 log = logging.getLogger(__name__)
 
@@ -78,6 +78,9 @@ def _error_code(error: ClientError) -> str:
 
 def _is_not_found(error: ClientError) -> bool:
     return _error_code(error) in {"404", "NoSuchKey", "NotFound"}
+
+
+_PRECONDITION_FAILED = frozenset({"PreconditionFailed", "412"})
 
 
 def _strip_quotes(etag: str) -> str:
@@ -164,14 +167,18 @@ class S3Storage:
             return handle.read()
 
     @contextlib.contextmanager
-    def open_read(self, key: str) -> Iterator[BinaryIO]:
-        """A buffered, streamed reader of the object that resumes after a broken connection."""
+    def open_read(self, key: str, etag: str | None = None) -> Iterator[BinaryIO]:
+        """A buffered, streamed reader of the object that resumes after a broken connection.
+
+        With `etag`, the first GET carries If-Match: a replaced object raises `ObjectChanged`.
+        """
         raw = ResumableObjectReader(
             self.client,
             self.bucket,
             self.object_key(key),
             max_resumes=self.max_read_resumes,
             resume_delay=self.resume_delay,
+            if_match=etag,
         )
         reader = io.BufferedReader(raw, buffer_size=READ_BUFFER_SIZE)
         try:
@@ -196,6 +203,11 @@ class S3Storage:
 
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
+
+    def sweep_temp_files(self) -> int:
+        """Nothing to sweep: an interrupted multipart upload is invisible, and the bucket's
+        AbortIncompleteMultipartUpload lifecycle rule removes its parts."""
+        return 0
 
     def delete_tree(self, prefix: str) -> None:
         """Delete every object at or below `prefix` (batched DeleteObjects)."""
@@ -238,6 +250,7 @@ class ResumableObjectReader(io.RawIOBase):
         *,
         max_resumes: int = DEFAULT_MAX_READ_RESUMES,
         resume_delay: float = DEFAULT_RESUME_DELAY,
+        if_match: str | None = None,
     ) -> None:
         super().__init__()
         self._client = client
@@ -247,9 +260,14 @@ class ResumableObjectReader(io.RawIOBase):
         self._resume_delay = resume_delay
         self.resumes = 0
         self._offset = 0
+        conditions = {"IfMatch": f'"{_strip_quotes(if_match)}"'} if if_match else {}
         try:
-            response = client.get_object(Bucket=bucket, Key=key)
+            response = client.get_object(Bucket=bucket, Key=key, **conditions)
         except ClientError as error:
+            if if_match and (_is_not_found(error) or _error_code(error) in _PRECONDITION_FAILED):
+                raise ObjectChanged(
+                    f"s3://{bucket}/{key} is no longer version {_strip_quotes(if_match)}"
+                ) from None
             if _is_not_found(error):
                 raise FileNotFoundError(f"s3://{bucket}/{key} does not exist") from None
             raise
@@ -310,7 +328,7 @@ class ResumableObjectReader(io.RawIOBase):
                 IfMatch=self.etag,
             )
         except ClientError as failure:
-            if _error_code(failure) in {"PreconditionFailed", "412"}:
+            if _error_code(failure) in _PRECONDITION_FAILED:
                 raise S3ReadError(
                     f"{where} was replaced while it was being read; read it again"
                 ) from None

@@ -4,11 +4,21 @@ Keys are '/'-separated paths relative to the lake root (e.g. 'v4_events/event_da
 Writes are atomic: a reader sees either the previous object or the complete new one, never a
 partial file. Locally that is a hidden temp file renamed into place; on S3 a PUT (or a completed
 multipart upload) is atomic by itself.
+
+A process killed while writing leaves a local temp file behind (S3 leaves an invisible multipart
+upload, removed by the bucket's AbortIncompleteMultipartUpload lifecycle rule). The writer holds
+an exclusive `flock` on its temp file until it is renamed, and the kernel drops that lock when
+the process dies however it dies, so `sweep_temp_files` can tell an abandoned temp file (lock
+free) from one a live writer, in this or another process, is still filling (lock held).
+
+`open_read(key, etag=...)` reads exactly that version or raises `ObjectChanged`, so an object
+replaced between listing and reading is never ingested under the listed version's ETag.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 import tempfile
@@ -25,17 +35,25 @@ class ObjectInfo:
     etag: str  # S3 ETag without quotes; locally size-mtime_ns (cheap, changes on rewrite)
 
 
+class ObjectChanged(OSError):
+    """The object is no longer the version asked for (replaced or deleted since it was listed)."""
+
+
 class Storage(Protocol):
     root: str  # the URI the user gave: a folder path or s3://bucket/prefix
 
     def uri(self, key: str) -> str: ...
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]: ...
+    def info(self, key: str) -> ObjectInfo | None: ...
     def exists(self, key: str) -> bool: ...
     def read_bytes(self, key: str) -> bytes: ...
-    def open_read(self, key: str) -> contextlib.AbstractContextManager[BinaryIO]: ...
+    def open_read(
+        self, key: str, etag: str | None = None
+    ) -> contextlib.AbstractContextManager[BinaryIO]: ...
     def write_bytes(self, key: str, data: bytes) -> None: ...
     def open_write(self, key: str) -> contextlib.AbstractContextManager[BinaryIO]: ...
     def delete(self, key: str) -> None: ...
+    def sweep_temp_files(self) -> int: ...
 
 
 # Temp files start with '.' so DuckDB globs, Athena and Hive all ignore them.
@@ -74,6 +92,11 @@ class LocalStorage:
         key = path.relative_to(self._base).as_posix()
         return ObjectInfo(key=key, size=st.st_size, etag=f"{st.st_size}-{st.st_mtime_ns}")
 
+    def info(self, key: str) -> ObjectInfo | None:
+        """Size and ETag of one file, or None when it does not exist."""
+        path = self.path(key)
+        return self._info(path) if path.is_file() else None
+
     def exists(self, key: str) -> bool:
         return self.path(key).is_file()
 
@@ -81,8 +104,15 @@ class LocalStorage:
         return self.path(key).read_bytes()
 
     @contextlib.contextmanager
-    def open_read(self, key: str) -> Iterator[BinaryIO]:
+    def open_read(self, key: str, etag: str | None = None) -> Iterator[BinaryIO]:
+        """The file; with `etag`, only if it is still that version (else `ObjectChanged`)."""
+        if etag is not None and not self.path(key).is_file():
+            raise ObjectChanged(f"{self.uri(key)} no longer exists")
         with open(self.path(key), "rb") as handle:
+            if etag is not None:
+                st = os.fstat(handle.fileno())
+                if f"{st.st_size}-{st.st_mtime_ns}" != etag:
+                    raise ObjectChanged(f"{self.uri(key)} changed since it was listed")
             yield handle
 
     def write_bytes(self, key: str, data: bytes) -> None:
@@ -94,7 +124,10 @@ class LocalStorage:
         """Yield a file to write; it appears under `key` only if the block completes."""
         target = self.path(key)
         target.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=target.parent)
+        fd, tmp_name = _locked_temp_file(target.parent)
+        # the lock lives as long as any duplicate of the descriptor: held until the rename
+        # is done, even if the caller closes the handle first
+        lock_fd = os.dup(fd)
         try:
             with os.fdopen(fd, "wb") as handle:
                 yield handle
@@ -105,6 +138,8 @@ class LocalStorage:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp_name)
             raise
+        finally:
+            os.close(lock_fd)
 
     def delete(self, key: str) -> None:
         with contextlib.suppress(FileNotFoundError):
@@ -112,6 +147,51 @@ class LocalStorage:
 
     def delete_tree(self, prefix: str) -> None:
         shutil.rmtree(self.path(prefix), ignore_errors=True)
+
+    def sweep_temp_files(self) -> int:
+        """Delete temp files whose writer is dead (killed mid-write); returns how many."""
+        removed = 0
+        for dirpath, _dirnames, filenames in os.walk(self._base):
+            for name in filenames:
+                if name.startswith(TEMP_PREFIX) and _remove_if_abandoned(Path(dirpath) / name):
+                    removed += 1
+        return removed
+
+
+def _locked_temp_file(directory: Path) -> tuple[int, str]:
+    """A new temp file in `directory`, exclusively locked by this process until closed."""
+    while True:
+        fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=directory)
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        # A sweeper may have taken the lock-free file between mkstemp and flock; it unlinks
+        # while holding the lock, so once we hold it the name either is still ours or is gone.
+        try:
+            if os.stat(name).st_ino == os.fstat(fd).st_ino:
+                return fd, name
+        except FileNotFoundError:
+            pass
+        os.close(fd)
+
+
+def _remove_if_abandoned(path: Path) -> bool:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except FileNotFoundError:
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False  # a live writer holds it
+        try:
+            if os.stat(path).st_ino != os.fstat(fd).st_ino:
+                return False  # renamed into place and the name reused meanwhile
+        except FileNotFoundError:
+            return False  # its writer renamed it into place
+        path.unlink()
+        return True
+    finally:
+        os.close(fd)
 
 
 def open_storage(uri: str | os.PathLike[str]) -> Storage:

@@ -1,0 +1,137 @@
+"""The Lambda planner and worker against S3 and SQS on moto_server: every new object queued once,
+a message delivered twice ingested once, a changed or vanished object handled, bad messages
+reported as batch item failures."""
+
+from __future__ import annotations
+
+import json
+import random
+import uuid
+from typing import Any
+
+import boto3
+import pytest
+
+from ingest.aws_handlers import HandlerConfigError, planner_handler, worker_handler
+from ingest.storage import open_storage
+from tests.ingest.test_s3_ingest import (
+    assert_lake_holds_exactly,
+    synthetic_file,
+    synthetic_files,
+    upload,
+)
+
+SOURCE_BUCKET = "freewheel-delivery"
+LAKE_BUCKET = "lake"
+SOURCE = f"s3://{SOURCE_BUCKET}/v4/"
+
+
+@pytest.fixture
+def deployed(aws: str, monkeypatch: pytest.MonkeyPatch) -> tuple[Any, Any, str]:
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket=SOURCE_BUCKET)
+    s3.create_bucket(Bucket=LAKE_BUCKET)
+    sqs = boto3.client("sqs")
+    queue_url = sqs.create_queue(QueueName="ingest")["QueueUrl"]
+    monkeypatch.setenv("B2P_SOURCE", SOURCE)
+    monkeypatch.setenv("B2P_LAKE", f"s3://{LAKE_BUCKET}")
+    monkeypatch.setenv("B2P_QUEUE_URL", queue_url)
+    return s3, sqs, queue_url
+
+
+def receive_all(sqs: Any, queue_url: str) -> list[dict[str, Any]]:
+    messages: list[dict[str, Any]] = []
+    while batch := sqs.receive_message(
+        QueueUrl=queue_url, MaxNumberOfMessages=10, VisibilityTimeout=0
+    ).get("Messages", []):
+        for message in batch:
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+        messages += batch
+    return messages
+
+
+def sqs_event(*bodies: str) -> dict[str, Any]:
+    return {
+        "Records": [
+            {"messageId": str(uuid.uuid4()), "body": body, "eventSource": "aws:sqs"}
+            for body in bodies
+        ]
+    }
+
+
+def test_planner_queues_each_new_object_once_and_nothing_already_logged(deployed) -> None:
+    s3, sqs, queue_url = deployed
+    files = synthetic_files(3, seed=21)
+    upload(s3, SOURCE_BUCKET, "v4/", files)
+    s3.put_object(Bucket=SOURCE_BUCKET, Key="v4/_manifest.json", Body=b"{}")  # not a log file
+
+    assert planner_handler({}, None) == {"queued": 3, "skipped": 0}
+    bodies = [json.loads(m["Body"]) for m in receive_all(sqs, queue_url)]
+    etags = {
+        item["Key"][len("v4/") :]: item["ETag"].strip('"')
+        for item in s3.list_objects_v2(Bucket=SOURCE_BUCKET, Prefix="v4/")["Contents"]
+    }
+    assert sorted(bodies, key=lambda b: b["key"]) == [
+        {"source": SOURCE, "key": f.name, "etag": etags[f.name], "size": len(f.data)} for f in files
+    ]
+
+    assert worker_handler(sqs_event(*(json.dumps(b) for b in bodies)), None) == {
+        "batchItemFailures": []
+    }
+    assert planner_handler({}, None) == {"queued": 0, "skipped": 3}
+    assert receive_all(sqs, queue_url) == []
+
+
+def test_a_message_delivered_twice_ingests_its_object_once(deployed) -> None:
+    s3, sqs, queue_url = deployed
+    files = synthetic_files(2, seed=22)
+    upload(s3, SOURCE_BUCKET, "v4/", files)
+    planner_handler({}, None)
+    messages = receive_all(sqs, queue_url)
+    assert len(messages) == 2
+
+    for message in messages + messages:  # SQS is at-least-once
+        assert worker_handler(sqs_event(message["Body"]), None) == {"batchItemFailures": []}
+
+    assert_lake_holds_exactly(open_storage(f"s3://{LAKE_BUCKET}"), files)
+
+
+def test_an_object_changed_after_planning_is_ingested_in_its_current_version(deployed) -> None:
+    s3, sqs, queue_url = deployed
+    rng = random.Random(23)
+    planned = synthetic_file("2024/06/01/network_00.csv.gz", rng, [3], 20)
+    current = synthetic_file(planned.name, rng, [4, 5], 30)
+    upload(s3, SOURCE_BUCKET, "v4/", [planned])
+    planner_handler({}, None)
+    [message] = receive_all(sqs, queue_url)
+    upload(s3, SOURCE_BUCKET, "v4/", [current])
+
+    assert worker_handler(sqs_event(message["Body"]), None) == {"batchItemFailures": []}
+
+    summary = assert_lake_holds_exactly(open_storage(f"s3://{LAKE_BUCKET}"), [current])
+    assert summary.rows_per_partition == current.rows_per_partition
+    assert planner_handler({}, None) == {"queued": 0, "skipped": 1}
+
+
+def test_bad_messages_fail_alone_and_a_vanished_object_is_not_an_error(deployed) -> None:
+    s3, _, _ = deployed
+    [item] = synthetic_files(1, seed=24)
+    upload(s3, SOURCE_BUCKET, "v4/", [item])
+    good = {"source": SOURCE, "key": item.name, "etag": "planned", "size": 1}
+    foreign = {**good, "source": "s3://someone-else/secrets/"}
+    vanished = {**good, "key": "2024/06/01/deleted.csv.gz"}
+    event = sqs_event(json.dumps(foreign), "not json", json.dumps(vanished), json.dumps(good))
+
+    response = worker_handler(event, None)
+
+    ids = [record["messageId"] for record in event["Records"]]
+    assert response == {"batchItemFailures": [{"itemIdentifier": i} for i in ids[:2]]}
+    assert_lake_holds_exactly(open_storage(f"s3://{LAKE_BUCKET}"), [item])
+
+
+def test_a_missing_setting_names_the_variable(aws: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("B2P_QUEUE_URL", raising=False)
+    monkeypatch.setenv("B2P_SOURCE", SOURCE)
+    monkeypatch.setenv("B2P_LAKE", "s3://lake")
+    with pytest.raises(HandlerConfigError, match="B2P_QUEUE_URL"):
+        planner_handler({}, None)
