@@ -227,7 +227,7 @@ def validate_block(raw: Sequence[pa.Array], mapping: HeaderMapping) -> Validated
 
 def parse_column(column: Column, raw: pa.Array) -> tuple[pa.Array, list[Problem]]:
     """Values of one column and the rows where they fail, if any."""
-    nullable = pc.if_else(pc.equal(raw, ""), pa.scalar(None, pa.string()), raw)
+    nullable = empty_as_null(raw)
     if pa.types.is_string(column.type):
         values = nullable
     else:
@@ -239,6 +239,25 @@ def parse_column(column: Column, raw: pa.Array) -> tuple[pa.Array, list[Problem]
         return values, []
     problem = _problem(column, pc.is_null(values), "is empty but required")
     return values, [problem] if problem else []
+
+
+def empty_as_null(raw: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """The strings with "" as null, sharing the value buffers (only a validity bitmap is new)."""
+    if isinstance(raw, pa.ChunkedArray):
+        return pa.chunked_array([_chunk_empty_as_null(chunk) for chunk in raw.chunks], raw.type)
+    return _chunk_empty_as_null(raw)
+
+
+def _chunk_empty_as_null(raw: pa.Array) -> pa.Array:
+    present = pc.not_equal(raw, "")
+    missing = len(raw) - present.true_count
+    if missing == 0:
+        return raw
+    if raw.offset != 0 or raw.null_count or present.offset != 0:
+        return pc.if_else(present, raw, pa.scalar(None, raw.type))
+    _, offsets, data = raw.buffers()
+    validity = present.buffers()[1]
+    return pa.Array.from_buffers(raw.type, len(raw), [validity, offsets, data], missing)
 
 
 def _parse_clean(target: pa.DataType, nullable: pa.Array) -> pa.Array | None:
@@ -404,27 +423,56 @@ def _offset_ms(parts: pa.Array) -> pa.Array:
 def extra_columns_json(extras: Sequence[tuple[str, pa.Array]], length: int) -> pa.Array:
     """One JSON object string per row of the unknown columns; null when the file has none.
 
-    Built vectorised: values are JSON-escaped with string kernels. Rows holding control
-    characters other than tab/CR/LF (rare) are encoded with json.dumps instead.
+    Each column becomes a `"name":value` member per row, joined vectorised. Extra columns are
+    usually low-cardinality (user agents, segments, server names), so a member is encoded once
+    per distinct value with json.dumps and spread to the rows with a take — one hash pass
+    instead of several regex and replace passes over every row.
     """
     if not extras:
         return pa.nulls(length, pa.string())
     pieces: list[pa.Array | str] = []
     for index, (name, values) in enumerate(extras):
         key = ("{" if index == 0 else ",") + json.dumps(name) + ":"
-        quoted = pc.binary_join_element_wise('"', _json_escape(values), '"', "")
-        pieces.append(
-            pc.binary_join_element_wise(key, pc.if_else(pc.equal(values, ""), "null", quoted), "")
-        )
+        pieces.append(_json_members(key, _as_array(values)))
     pieces.append("}")
-    objects = pc.binary_join_element_wise(*pieces, "")
-    awkward = None
-    for _, values in extras:
-        hit = pc.match_substring_regex(values, r"[\x00-\x08\x0b\x0c\x0e-\x1f]")
-        awkward = hit if awkward is None else pc.or_(awkward, hit)
-    if awkward is not None and pc.any(awkward).as_py():
-        objects = _reencode_rows(objects, extras, awkward)
-    return objects
+    return pc.binary_join_element_wise(*pieces, "")
+
+
+# above this share of distinct values a column is encoded row by row (vectorised) instead
+_DISTINCT_SHARE_FOR_DICTIONARY = 0.25
+_AWKWARD_CHARACTERS = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
+
+
+def _as_array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        return values.combine_chunks()
+    return values
+
+
+def _json_value(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False) if value else "null"
+
+
+def _json_members(key: str, values: pa.Array) -> pa.Array:
+    """`key` + the JSON of each row's value (`null` for an empty one)."""
+    encoded = pc.dictionary_encode(values)
+    distinct = encoded.dictionary
+    if len(distinct) > max(64, _DISTINCT_SHARE_FOR_DICTIONARY * len(values)):
+        return _json_members_row_by_row(key, values)
+    members = pa.array([key + _json_value(value) for value in distinct.to_pylist()], pa.string())
+    return members.take(encoded.indices)
+
+
+def _json_members_row_by_row(key: str, values: pa.Array) -> pa.Array:
+    quoted = pc.binary_join_element_wise('"', _json_escape(values), '"', "")
+    members = pc.binary_join_element_wise(key, pc.if_else(pc.equal(values, ""), "null", quoted), "")
+    awkward = pc.match_substring_regex(values, _AWKWARD_CHARACTERS)
+    if not pc.any(awkward).as_py():
+        return members
+    # control characters other than tab/CR/LF (rare): json.dumps writes them as \u00XX
+    rows = pc.indices_nonzero(awkward)
+    fixed = [key + _json_value(value) for value in values.take(rows).to_pylist()]
+    return pc.replace_with_mask(members, awkward, pa.array(fixed, pa.string()))
 
 
 def _json_escape(values: pa.Array) -> pa.Array:
@@ -434,13 +482,3 @@ def _json_escape(values: pa.Array) -> pa.Array:
     for raw, replacement in (('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t")):
         escaped = pc.replace_substring(escaped, raw, replacement)
     return escaped
-
-
-def _reencode_rows(
-    objects: pa.Array, extras: Sequence[tuple[str, pa.Array]], rows: pa.Array
-) -> pa.Array:
-    encoded = objects.to_pylist()
-    for index in pc.indices_nonzero(rows).to_pylist():
-        row = {name: (values[index].as_py() or None) for name, values in extras}
-        encoded[index] = json.dumps(row, ensure_ascii=False, separators=(",", ":"))
-    return pa.array(encoded, pa.string())

@@ -1,0 +1,50 @@
+"""`make bench`: the ingest benchmark, the dbt benchmark and (when present) the memory benchmark.
+
+Each writes its JSON under benchmarks/results/ and prints its table; a summary of the ratios
+against their targets closes the run. Sizes are chosen so the whole run takes a few minutes on
+a 2-core machine (the first run also generates the inputs, cached under .bench/).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+import time
+
+from benchmarks import dbt_bench, ingest_bench
+
+TARGETS = (
+    ("ingest", "b2p wall time / DuckDB COPY", ("contenders", "b2p", "ratio_to_duckdb"), 1.0),
+    ("dbt", "full dbt build / hand-written query", ("full_over_hand_written",), 2.0),
+    ("dbt", "one-hour incremental / full build", ("incremental_over_full",), 0.10),
+)
+
+
+def main() -> int:
+    clock = time.perf_counter()
+    results: dict[str, dict] = {}
+    print("== ingest benchmark", flush=True)
+    ingest_bench.main([])
+    results["ingest"] = json.loads((ingest_bench.RESULTS / "ingest.json").read_text())
+    print("\n== dbt benchmark", flush=True)
+    dbt_bench.main([])
+    results["dbt"] = json.loads((dbt_bench.RESULTS / "dbt.json").read_text())
+    if importlib.util.find_spec("benchmarks.ingest_memory") is not None:
+        print("\n== ingest memory benchmark", flush=True)
+        # its own process: a peak RSS must not include what the benchmarks above allocated
+        subprocess.run([sys.executable, "-m", "benchmarks.ingest_memory"], check=False)
+    print("\n== targets")
+    for benchmark, label, path, target in TARGETS:
+        value: object = results[benchmark]
+        for key in path:
+            value = value[key]  # type: ignore[index]
+        verdict = "met" if float(value) <= target else "NOT met"  # type: ignore[arg-type]
+        print(f"{label:42s} {value:>7} (target <= {target}): {verdict}")
+    print(f"benchmarks took {time.perf_counter() - clock:.0f} s")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
