@@ -12,6 +12,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from ingest.cli import main as b2p
@@ -99,3 +100,27 @@ def test_incremental_build_with_late_files_matches_ground_truth(
     ingest(late, project.lake)
     project.run("build")  # incremental: only the lookback window is reprocessed
     assert_matches_ground_truth(project, sample)
+
+
+def test_a_missing_dimension_fails_the_build_instead_of_emptying_marts(
+    sample: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    work = tmp_path_factory.mktemp("no_series")
+    project = DbtProject(work=work, lake=work / "lake")
+    ingest(sample / "logs", project.lake)
+    copy_dimensions(sample, project.lake)
+    shutil.rmtree(project.lake / "dimensions" / "series")
+
+    result = project.run("build", "--select", "+capacity_by_series", check=False)
+
+    assert result.returncode != 0
+    assert "dimensions/series/series.parquet" in result.stdout
+    built = table_names(project.warehouse)
+    assert "capacity_by_series" not in built  # skipped, not built empty
+    assert "stg_freewheel__slots" in built  # what does not need the names still builds
+
+
+def table_names(warehouse: Path) -> set[str]:
+    with duckdb.connect(str(warehouse), read_only=True) as connection:
+        rows = connection.execute("select table_name from information_schema.tables").fetchall()
+    return {name for (name,) in rows}
