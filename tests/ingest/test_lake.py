@@ -86,6 +86,29 @@ def test_rows_go_to_their_hour_and_commit_together(tmp_path) -> None:
     assert writer.rows_written == 3
 
 
+def test_low_cardinality_columns_are_dictionary_encoded_and_ids_are_not(tmp_path) -> None:
+    """Dictionary pages shrink what Athena scans; a per-event id would gain nothing."""
+    lake = LocalStorage(tmp_path)
+    rows = _rows([dt.datetime(2024, 6, 1, 12, 0, i) for i in range(50)])
+    rows = rows.set_column(
+        rows.schema.get_field_index("event_name"),
+        "event_name",
+        pa.array(["slotImpression", "defaultImpression"] * 25),
+    )
+    with contextlib.ExitStack() as stack:
+        writer = PartitionedWriter(lake, "src-1", stack)
+        writer.write(rows)
+        writer.finish()
+    row_group = pq.ParquetFile(tmp_path / writer.keys[0]).metadata.row_group(0)
+    encodings = {
+        row_group.column(i).path_in_schema: row_group.column(i).encodings
+        for i in range(row_group.num_columns)
+    }
+    assert "RLE_DICTIONARY" in encodings["event_name"]
+    assert "RLE_DICTIONARY" in encodings["time_position_class"]
+    assert "RLE_DICTIONARY" not in encodings["transaction_id"]
+
+
 def test_an_error_discards_every_partition_and_the_rejects(tmp_path) -> None:
     lake = LocalStorage(tmp_path)
     with pytest.raises(RuntimeError), contextlib.ExitStack() as stack:
