@@ -1,12 +1,20 @@
 {#
-    First event_date an incremental run rebuilds: lookback_days before the latest event_date
-    already in the model's own table, as a 'YYYY-MM-DD' string (inlined later as a date literal).
+    First event_date an incremental run rebuilds, as a 'YYYY-MM-DD' string (inlined later as a
+    date literal):
+    - the var window_start when set (`--vars '{window_start: 2026-11-02}'`): a scheduler that knows
+      which days its new ingests touched passes (earliest touched event_date - 1 day), so the run
+      rebuilds only those days and asks the warehouse nothing;
+    - otherwise lookback_days before the latest event_date already in the model's own table.
     None when the run is not incremental (first build, --full-refresh, unit tests) or the table is
     empty: then the model reads everything.
 
-    Call it only under is_incremental(); it queries {{ this }} at run time.
+    Call it only under is_incremental(); without window_start it queries {{ this }} at run time.
 #}
 {% macro incremental_window_start() %}
+    {% set requested = var('window_start', none) %}
+    {% if requested is not none %}
+        {{ return(bones2peaches.valid_window_start(requested)) }}
+    {% endif %}
     {% if not execute %}
         {{ return(none) }}
     {% endif %}
@@ -20,4 +28,27 @@
         {{ return(none) }}
     {% endif %}
     {{ return(latest_day.columns[0].values()[0]) }}
+{% endmacro %}
+
+{# The window_start var as 'YYYY-MM-DD', or a compiler error. YAML reads an unquoted 2026-11-02
+   as a date, hence the string conversion first. #}
+{% macro valid_window_start(requested) %}
+    {% set text = requested | string | trim %}
+    {% set parts = modules.re.fullmatch('([0-9]{4})-([0-9]{2})-([0-9]{2})', text) %}
+    {% set year = parts.group(1) | int if parts else 0 %}
+    {% set month = parts.group(2) | int if parts else 0 %}
+    {% set day = parts.group(3) | int if parts else 0 %}
+    {% if not parts or month < 1 or month > 12 or day < 1
+        or day > bones2peaches.days_in_month(year, month) %}
+        {{ exceptions.raise_compiler_error(
+            "var window_start must be a date as YYYY-MM-DD (e.g. --vars '{window_start: 2026-11-02}'), got '"
+            ~ text ~ "'"
+        ) }}
+    {% endif %}
+    {{ return(text) }}
+{% endmacro %}
+
+{% macro days_in_month(year, month) %}
+    {% set first_of_next = modules.datetime.date(year + month // 12, month % 12 + 1, 1) %}
+    {{ return((first_of_next - modules.datetime.timedelta(days=1)).day) }}
 {% endmacro %}

@@ -65,7 +65,6 @@ def test_incremental_models_replace_event_date_partitions_of_hive_tables(
         "stg_freewheel__sites",
         "stg_freewheel__site_sections",
         "stg_freewheel__series",
-        "dq_freewheel__orphan_ads",
     }
     for name, node in incremental.items():
         config = node["config"]

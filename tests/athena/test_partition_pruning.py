@@ -9,6 +9,7 @@ event_hour) and the incremental models (Hive tables partitioned by event_date).
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 import pytest
@@ -67,6 +68,19 @@ def test_incremental_run_scans_only_the_lookback_window(
     assert found, f"{model} reads no partitioned table"
     unbounded = [scan.table for scan in found if scan.lower_bound != WINDOW_START]
     assert not unbounded, f"{model}: scans without event_date >= {WINDOW_START}: {unbounded}"
+
+
+def test_orphan_ads_scan_the_window_and_the_slots_of_the_day_before(
+    incremental: IncrementalCompile,
+) -> None:
+    """Slots start before their ads: the orphan check reads slotImpressions from one day earlier,
+    still as a literal date bound on the lake partitions."""
+    found = partitioned_scans(incremental.project, "dq_freewheel__orphan_ads")
+    day_before = (dt.date.fromisoformat(WINDOW_START) - dt.timedelta(days=1)).isoformat()
+    assert sorted((scan.table, scan.lower_bound) for scan in found) == [
+        ("v4_events", day_before),
+        ("v4_events", WINDOW_START),
+    ]
 
 
 def test_staging_window_reaches_the_lake_partitions_through_the_view(

@@ -228,7 +228,14 @@ def container(template: dict[str, Any], task: str) -> dict[str, Any]:
 
 def test_dbt_task_builds_on_athena_with_the_stack_s_settings(template: dict[str, Any]) -> None:
     dbt = container(template, "DbtTaskDefinition")
-    assert [*dbt["EntryPoint"], *dbt["Command"]] == ["dbt", "build", "--target", "athena"]
+    assert [*dbt["EntryPoint"], *dbt["Command"]] == [
+        "dbt",
+        "build",
+        "--exclude-resource-type",
+        "unit_test",
+        "--target",
+        "athena",
+    ]
     env = {e["Name"]: e["Value"] for e in dbt["Environment"]}
     assert env == {
         "B2P_ATHENA_REGION": {"Ref": "AWS::Region"},
