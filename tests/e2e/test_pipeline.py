@@ -115,6 +115,7 @@ def test_a_missing_dimension_fails_the_build_instead_of_emptying_marts(
 
     assert result.returncode != 0
     assert "dimensions/series/series.parquet" in result.stdout
+    assert " ERROR=1 " in result.stdout  # the series view, nothing else
     built = table_names(project.warehouse)
     assert "capacity_by_series" not in built  # skipped, not built empty
     assert "stg_freewheel__slots" in built  # what does not need the names still builds
