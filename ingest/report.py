@@ -59,24 +59,39 @@ def format_cell(value: object) -> str:
     if value is None:
         return "-"
     if isinstance(value, float):
-        return f"{value:,.1f}"
+        return f"{value:,.3f}"
     if isinstance(value, int):
         return f"{value:,}"
     return str(value)
 
 
-def format_table(headers: list[str], rows: list[tuple[object, ...]]) -> str:
-    """Left-aligned first column, right-aligned numbers: a table that reads in a terminal."""
+def is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def format_table(
+    headers: list[str], rows: list[tuple[object, ...]], right: list[bool] | None = None
+) -> str:
+    """Numbers right-aligned, everything else left-aligned (or as `right` says, per column)."""
     cells = [[format_cell(value) for value in row] for row in rows]
     widths = [max([len(h)] + [len(r[i]) for r in cells]) for i, h in enumerate(headers)]
+    numeric = right or [
+        any(is_number(row[i]) for row in rows)
+        and all(row[i] is None or is_number(row[i]) for row in rows)
+        for i in range(len(headers))
+    ]
 
     def line(values: list[str]) -> str:
         return "  ".join(
-            v.ljust(w) if i == 0 else v.rjust(w)
-            for i, (v, w) in enumerate(zip(values, widths, strict=True))
-        )
+            v.rjust(w) if right else v.ljust(w)
+            for v, w, right in zip(values, widths, numeric, strict=True)
+        ).rstrip()
 
     return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in cells])
+
+
+def percent(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.1%}"
 
 
 def print_summary(connection: duckdb.DuckDBPyConnection, path: Path) -> None:
@@ -87,9 +102,11 @@ def print_summary(connection: duckdb.DuckDBPyConnection, path: Path) -> None:
     ).fetchone()
     headers = ["slot type", "slots", "capacity h", "monetized h", "unsold h", "sell-through"]
     # sell-through is a ratio: a percentage reads better than a float
-    shown = [(*row[:5], "-" if row[5] is None else f"{row[5]:.1%}") for row in rows]
+    shown = [
+        (row[0], row[1], *(f"{hours:,.1f}" for hours in row[2:5]), percent(row[5])) for row in rows
+    ]
     print(f"Ad capacity {first} .. {last}, hours of ad time, all sites\n")
-    print(format_table(headers, shown))
+    print(format_table(headers, shown, right=[False] + [True] * 5))
     print(f"\nWarehouse: {path.resolve()}  (DuckDB; marts in schema {relation.split('.')[0]})")
     print(f'Query it:  .venv/bin/b2p report --sql "{EXAMPLE_QUERY}"')
 
@@ -100,7 +117,10 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(f"no warehouse at {path}: run `make demo` (or dbt build) first")
     with duckdb.connect(str(path), read_only=True) as connection:
         if args.sql:
-            result = connection.execute(args.sql)
+            try:
+                result = connection.execute(args.sql)
+            except duckdb.Error as exc:
+                raise UserError(f"the query failed: {exc}") from None
             headers = [column[0] for column in result.description]
             print(format_table(headers, result.fetchall()))
         else:
