@@ -64,4 +64,4 @@ image:
 	docker build --platform linux/amd64 -t bones2peaches:latest .
 
 clean:
-	rm -rf sample lake warehouse.duckdb warehouse.duckdb.wal target logs
+	rm -rf "$(SAMPLE_DIR)" "$(B2P_LAKE)" "$(B2P_DUCKDB_PATH)" "$(B2P_DUCKDB_PATH).wal" target logs
