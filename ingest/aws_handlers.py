@@ -5,37 +5,53 @@
 Both read their configuration from the environment the stack sets: `B2P_SOURCE`
 (`s3://bucket/prefix/` of FreeWheel's delivery), `B2P_LAKE`, `B2P_QUEUE_URL`, and optionally
 `B2P_SOURCE_ROLE_ARN` / `B2P_SOURCE_EXTERNAL_ID` to read the source through a role in
-FreeWheel's account (the lake and the queue always use the function's own role).
+FreeWheel's account (the lake and the queue always use the function's own role). Optional too:
+`B2P_COLUMN_ALIASES` (worker), a local path or `s3://` URI of the column-alias file (`b2p ingest
+--column-aliases`), read once per cold start; `B2P_RETRY_QUARANTINED` (planner, `true`/`false`,
+default false): queue quarantined versions again, like `--retry-quarantined`. Each planner run
+does so while it is `true`, so set it back to `false` after the run that re-queued them.
 
 The planner lists the source, drops versions already in the ingest log (one LIST of
 `_ingest/log/`) and duplicates within the listing, and sends one message per object:
-`{"source": <B2P_SOURCE>, "key": <key under it>, "etag": ..., "size": ...}`.
+`{"source": <B2P_SOURCE>, "key": <key under it>, "etag": ..., "size": ...}`, plus
+`"retry_quarantined": true` when re-queueing: the worker then ingests a quarantined version again
+instead of skipping it as logged.
 
 The worker ingests the object a message names with `ingest.pipeline.ingest_object`, so the
 crash-safety protocol of `ingest.lake` holds here too. It is idempotent: before reading it asks
 the object's CURRENT version (HEAD) and skips it when that version is already logged, so a
 message delivered twice, or queued again by a planner run that started before the first worker
-finished, writes nothing more. When the object changed since planning, the worker ingests the
-current version (logged under its own ETag; the next planner run then finds it logged) rather
-than failing the message: the old version's rows are replaced either way, and this saves a
-planning cycle. If the object changes again while being read (the read is pinned to the ETag),
-the attempt stops with nothing visible and the message succeeds: the next planner run queues
-the newest version. An unexpected error (throttling beyond the retries, a bug) fails just that
-message (`batchItemFailures`), so SQS redelivers it and, after the queue's maxReceiveCount,
-moves it to the dead-letter queue. A quarantined file is a success: it is recorded in the lake.
+finished, writes nothing more. A HEAD that answers 404 means the object was deleted; 403 means
+the worker cannot see it (deleted, and the role may not list the bucket, or access was revoked):
+either way the message is dropped with a warning that says so, and an object that still exists
+is queued again by the next planner run, as nothing was logged for it. When the object changed
+since planning, the worker ingests the current version (logged under its own ETag; the next
+planner run then finds it logged) rather than failing the message: the old version's rows are
+replaced either way, and this saves a planning cycle. If the object changes again while being
+read (the read is pinned to the ETag), the attempt stops with nothing visible and the message
+succeeds: the next planner run queues the newest version. An unexpected error (throttling beyond
+the retries, a bug) fails just that message (`batchItemFailures`), so SQS redelivers it and,
+after the queue's maxReceiveCount, moves it to the dead-letter queue. A quarantined file is a
+success: it is recorded in the lake.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
+import posixpath
+import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from ingest import aws
-from ingest.lake import IngestLog, source_id_for
+from ingest.contract import load_aliases
+from ingest.lake import IngestLog, quarantine_key, source_id_for
 from ingest.logs import configure_logging
 from ingest.pipeline import (
     SourceAccess,
@@ -63,6 +79,8 @@ class HandlerConfig:
     queue_url: str | None
     source_role_arn: str | None = None
     source_external_id: str | None = None
+    column_aliases: str | None = None
+    retry_quarantined: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, need_queue: bool) -> HandlerConfig:
@@ -76,16 +94,40 @@ class HandlerConfig:
                 f"environment variable(s) {', '.join(missing)} not set; the stack in infra/ "
                 "sets them on the function"
             )
+        retry = env.get("B2P_RETRY_QUARANTINED", "").strip().lower() or "false"
+        if retry not in ("true", "false"):
+            raise HandlerConfigError(
+                f"B2P_RETRY_QUARANTINED must be 'true' or 'false', not {retry!r}"
+            )
         return cls(
             source=env["B2P_SOURCE"],
             lake=env["B2P_LAKE"],
             queue_url=env.get("B2P_QUEUE_URL") or None,
             source_role_arn=env.get("B2P_SOURCE_ROLE_ARN") or None,
             source_external_id=env.get("B2P_SOURCE_EXTERNAL_ID") or None,
+            column_aliases=env.get("B2P_COLUMN_ALIASES") or None,
+            retry_quarantined=retry == "true",
         )
 
     def source_access(self) -> SourceAccess:
         return SourceAccess(self.source, self.source_role_arn, self.source_external_id)
+
+    def aliases(self) -> Mapping[str, str]:
+        return column_aliases(self.column_aliases) if self.column_aliases else {}
+
+
+@functools.cache  # once per cold start: a warm Lambda reuses it for every message
+def column_aliases(location: str) -> Mapping[str, str]:
+    """The alias file at a local path or an `s3://` URI (read with the function's own role)."""
+    if not location.startswith("s3://"):
+        return load_aliases(location)
+    folder, name = posixpath.split(location)
+    data = open_storage(folder).read_bytes(name)
+    with tempfile.TemporaryDirectory() as scratch:
+        path = os.path.join(scratch, name)  # the suffix tells load_aliases JSON from CSV
+        with open(path, "wb") as file:
+            file.write(data)
+        return load_aliases(path)
 
 
 # ------------------------------------------------------------------------------ planner
@@ -99,15 +141,22 @@ def planner_handler(event: Mapping[str, Any], context: Any) -> dict[str, int]:
     sqs = aws.caller_session().client("sqs", config=aws.client_config())
     source = config.source_access().open()
     lake = open_storage(config.lake)
-    return plan_and_enqueue(source, lake, sqs, config.queue_url, config.source)
+    return plan_and_enqueue(
+        source, lake, sqs, config.queue_url, config.source, config.retry_quarantined
+    )
 
 
 def plan_and_enqueue(
-    source: Storage, lake: Storage, sqs: Any, queue_url: str, source_uri: str
+    source: Storage,
+    lake: Storage,
+    sqs: Any,
+    queue_url: str,
+    source_uri: str,
+    retry_quarantined: bool = False,
 ) -> dict[str, int]:
-    todo, skipped = plan(source, lake)
+    todo, skipped = plan(source, lake, retry_quarantined=retry_quarantined)
     unique = list({info.key: info for info in todo}.values())
-    bodies = [message_body(source_uri, info) for info in unique]
+    bodies = [message_body(source_uri, info, retry_quarantined) for info in unique]
     for start in range(0, len(bodies), SQS_BATCH):
         _send_batch(sqs, queue_url, bodies[start : start + SQS_BATCH])
     summary = {"queued": len(bodies), "skipped": skipped}
@@ -120,11 +169,16 @@ def plan_and_enqueue(
     return summary
 
 
-def message_body(source_uri: str, info: ObjectInfo) -> str:
-    return json.dumps(
-        {"source": source_uri, "key": info.key, "etag": info.etag, "size": info.size},
-        sort_keys=True,
-    )
+def message_body(source_uri: str, info: ObjectInfo, retry_quarantined: bool = False) -> str:
+    body: dict[str, Any] = {
+        "source": source_uri,
+        "key": info.key,
+        "etag": info.etag,
+        "size": info.size,
+    }
+    if retry_quarantined:
+        body["retry_quarantined"] = True
+    return json.dumps(body, sort_keys=True)
 
 
 def _send_batch(sqs: Any, queue_url: str, bodies: Sequence[str]) -> None:
@@ -155,10 +209,11 @@ def worker_handler(event: Mapping[str, Any], context: Any) -> dict[str, list[dic
     bound_arrow_memory()
     source = config.source_access().open()
     lake = open_storage(config.lake)
+    aliases = config.aliases()
     failures: list[dict[str, str]] = []
     for record in event.get("Records", []):
         try:
-            ingest_message(source, lake, json.loads(record["body"]), config.source)
+            ingest_message(source, lake, json.loads(record["body"]), config.source, aliases)
         except Exception:
             log.exception(
                 "message failed; SQS will deliver it again",
@@ -169,10 +224,14 @@ def worker_handler(event: Mapping[str, Any], context: Any) -> dict[str, list[dic
 
 
 def ingest_message(
-    source: Storage, lake: Storage, message: Mapping[str, Any], source_uri: str
+    source: Storage,
+    lake: Storage,
+    message: Mapping[str, Any],
+    source_uri: str,
+    aliases: Mapping[str, str] | None = None,
 ) -> str:
     """Ingest the object one planner message names; returns what happened (for logs/tests):
-    `ingested`, `quarantined`, `already-ingested`, `gone` or `changed`."""
+    `ingested`, `quarantined`, `already-ingested`, `gone`, `not-visible` or `changed`."""
     if _normalised(str(message.get("source", ""))) != _normalised(source_uri):
         # never read where a message points, only under the configured source
         raise ValueError(
@@ -181,7 +240,18 @@ def ingest_message(
     key = str(message["key"])
     uri = source.uri(key)
     fields: dict[str, Any] = {"file": uri, "planned_etag": message.get("etag")}
-    current = source.info(key)
+    try:
+        current = source.info(key)
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") not in ("403", "AccessDenied"):
+            raise
+        log.warning(
+            "HEAD of the object was refused (403): it was deleted (the role may not list the "
+            "bucket, so S3 says 403 rather than 404) or this role may no longer read it; "
+            "nothing to ingest now, and if it still exists the next planner run queues it again",
+            extra={"fields": fields},
+        )
+        return "not-visible"
     if current is None:
         log.warning("object no longer exists; nothing to ingest", extra={"fields": fields})
         return "gone"
@@ -190,11 +260,14 @@ def ingest_message(
             "object changed since planning; ingesting its current version",
             extra={"fields": {**fields, "etag": current.etag}},
         )
-    if IngestLog(lake).is_logged(source_id_for(uri), current.etag):
+    source_id = source_id_for(uri)
+    if IngestLog(lake).is_logged(source_id, current.etag) and not (
+        message.get("retry_quarantined") is True and lake.exists(quarantine_key(source_id))
+    ):
         log.info("already ingested", extra={"fields": {**fields, "etag": current.etag}})
         return "already-ingested"
     try:
-        result = ingest_object(source, key, current.etag, lake, size=current.size)
+        result = ingest_object(source, key, current.etag, lake, size=current.size, aliases=aliases)
     except ObjectChanged as exc:
         log.warning(
             "%s; the next planner run queues the new version", exc, extra={"fields": fields}

@@ -30,13 +30,15 @@ import logging
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ingest.cli import EXIT_FAILED, EXIT_OK, EXIT_QUARANTINED
 from ingest.contract import (
     LAKE_SCHEMA,
     HeaderError,
@@ -65,10 +67,6 @@ from ingest.reader import BLOCK_BYTES, LogFileReader, RawBlock, UnreadableFile, 
 from ingest.storage import ObjectChanged, ObjectInfo, Storage, open_storage
 
 log = logging.getLogger(__name__)
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_QUARANTINED = 2
 
 STATUS_OK = "ok"
 STATUS_QUARANTINED = "quarantined"
@@ -410,7 +408,7 @@ def run(args: argparse.Namespace) -> int:
             progress.file_done()
     finally:
         progress.close()
-    _log_summary(summary, time.monotonic() - clock)
+        _log_summary(summary, time.monotonic() - clock)  # also when the run is cut short
     return summary.exit_status()
 
 
@@ -524,17 +522,91 @@ def _ingest_all(
         for info in todo:
             yield _ingest_safely(source, lake, info, aliases, progress.advance)
         return
+    yield from _ingest_in_pools(
+        source_access, source, lake.root, todo, dict(aliases), workers, progress
+    )
+
+
+def _ingest_in_pools(
+    source_access: SourceAccess,
+    source: Storage,
+    lake_root: str,
+    todo: list[ObjectInfo],
+    aliases: dict[str, str],
+    workers: int,
+    progress: ProgressBar,
+) -> Iterable[IngestResult]:
+    """Files in worker processes, at most `workers` submitted at a time, so that when a worker
+    dies (OOM kill, segfault) and takes the pool down, the files then in flight are known.
+
+    One such file is the cause: it ends `failed` (not logged, so the next run retries it).
+    Several: each runs again alone, in its own process, so only the one that dies again fails.
+    The files not yet submitted go on in a new pool.
+    """
+    waiting = list(reversed(todo))  # popped from the end: in listing order
+    while waiting:
+        in_flight: dict[Future[IngestResult], ObjectInfo] = {}
+        with _worker_pool(workers) as pool:
+            while waiting or in_flight:
+                while waiting and len(in_flight) < workers:
+                    info = waiting.pop()
+                    future = pool.submit(_ingest_in_worker, source_access, lake_root, info, aliases)
+                    in_flight[future] = info
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                if any(isinstance(f.exception(), BrokenProcessPool) for f in done):
+                    break
+                for future in done:
+                    info = in_flight.pop(future)
+                    progress.advance(info.size)
+                    yield future.result()
+        if not in_flight:
+            continue
+        # the pool is broken: every file in flight was interrupted, finished ones excepted
+        interrupted = []
+        for future, info in in_flight.items():
+            if future.done() and future.exception() is None:
+                progress.advance(info.size)
+                yield future.result()
+            else:
+                interrupted.append(info)
+        if len(interrupted) == 1:
+            progress.advance(interrupted[0].size)
+            yield _worker_died(source, interrupted[0])
+            continue
+        isolated = [(_worker_pool(1), info) for info in interrupted]  # a death names its file
+        try:
+            futures = [
+                (pool.submit(_ingest_in_worker, source_access, lake_root, info, aliases), info)
+                for pool, info in isolated
+            ]
+            for future, info in futures:
+                progress.advance(info.size)
+                try:
+                    yield future.result()
+                except BrokenProcessPool:
+                    yield _worker_died(source, info)
+        finally:
+            for pool, _ in isolated:
+                pool.shutdown(cancel_futures=True)
+
+
+def _worker_pool(workers: int) -> ProcessPoolExecutor:
     verbose = logging.getLogger().level <= logging.DEBUG
-    with ProcessPoolExecutor(
+    return ProcessPoolExecutor(
         max_workers=workers, initializer=configure_logging, initargs=(verbose,)
-    ) as pool:
-        futures = {
-            pool.submit(_ingest_in_worker, source_access, lake.root, info, dict(aliases)): info
-            for info in todo
-        }
-        for future in as_completed(futures):
-            progress.advance(futures[future].size)
-            yield future.result()
+    )
+
+
+def _worker_died(source: Storage, info: ObjectInfo) -> IngestResult:
+    uri = source.uri(info.key)
+    died = IngestResult(uri, info.key, info.etag, info.size, source_id_for(uri))
+    died.status = STATUS_FAILED
+    died.error = (
+        f"{uri}: the worker process reading it died (killed for lack of memory, or crashed); "
+        "nothing was logged for it, so the next run retries it (with fewer --workers if it "
+        "ran out of memory)"
+    )
+    return died
 
 
 def _ingest_in_worker(

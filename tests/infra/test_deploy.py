@@ -141,6 +141,8 @@ def use_environment(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Non
         "B2P_QUEUE_URL",
         "B2P_SOURCE_ROLE_ARN",
         "B2P_SOURCE_EXTERNAL_ID",
+        "B2P_COLUMN_ALIASES",
+        "B2P_RETRY_QUARANTINED",
     ):
         monkeypatch.delenv(key, raising=False)
     for key, value in env.items():
@@ -285,7 +287,10 @@ def test_deployed_functions_get_the_stack_s_configuration(deployment: Deployment
         "B2P_LAKE": lake,
         "B2P_QUEUE_URL": deployment.outputs["IngestQueueUrl"],
     }
-    assert function_environment(deployment.outputs["PlannerFunctionName"]) == expected
+    assert function_environment(deployment.outputs["PlannerFunctionName"]) == {
+        **expected,
+        "B2P_RETRY_QUARANTINED": "false",  # the default of the RetryQuarantined parameter
+    }
     assert function_environment(deployment.outputs["WorkerFunctionName"]) == expected
     assert deployment.outputs["LakeUri"] == lake
     s3 = boto3.client("s3")

@@ -4,6 +4,7 @@ reported as batch item failures."""
 
 from __future__ import annotations
 
+import gzip
 import json
 import random
 import uuid
@@ -11,8 +12,11 @@ from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 
+from ingest import aws_handlers
 from ingest.aws_handlers import HandlerConfigError, planner_handler, worker_handler
+from ingest.s3 import S3Storage
 from ingest.storage import open_storage
 from tests.ingest.test_s3_ingest import (
     assert_lake_holds_exactly,
@@ -24,6 +28,11 @@ from tests.ingest.test_s3_ingest import (
 SOURCE_BUCKET = "freewheel-delivery"
 LAKE_BUCKET = "lake"
 SOURCE = f"s3://{SOURCE_BUCKET}/v4/"
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cold_start() -> None:
+    aws_handlers.column_aliases.cache_clear()  # each test is a new Lambda environment
 
 
 @pytest.fixture
@@ -135,3 +144,87 @@ def test_a_missing_setting_names_the_variable(aws: str, monkeypatch: pytest.Monk
     monkeypatch.setenv("B2P_LAKE", "s3://lake")
     with pytest.raises(HandlerConfigError, match="B2P_QUEUE_URL"):
         planner_handler({}, None)
+
+
+OTHER_HEADERS = gzip.compress(
+    b"txn,event_name,ts,slot_id,time_position_class\nt,e,1717243200,s,P\n"
+)
+ALIASES = {"txn": "transaction_id", "ts": "event_time"}
+
+
+def lake_keys(s3: Any) -> list[str]:
+    return [o["Key"] for o in s3.list_objects_v2(Bucket=LAKE_BUCKET).get("Contents", [])]
+
+
+def test_the_worker_maps_other_header_names_with_the_alias_file_in_s3(
+    deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3, sqs, queue_url = deployed
+    s3.put_object(Bucket=SOURCE_BUCKET, Key="v4/2024/06/01/other.csv.gz", Body=OTHER_HEADERS)
+    s3.put_object(Bucket=LAKE_BUCKET, Key="_config/aliases.json", Body=json.dumps(ALIASES))
+    monkeypatch.setenv("B2P_COLUMN_ALIASES", f"s3://{LAKE_BUCKET}/_config/aliases.json")
+
+    planner_handler({}, None)
+    [message] = receive_all(sqs, queue_url)
+    assert worker_handler(sqs_event(message["Body"]), None) == {"batchItemFailures": []}
+
+    keys = lake_keys(s3)
+    assert [k for k in keys if k.startswith("v4_events/event_date=2024-06-01/event_hour=12/")]
+    assert not [k for k in keys if k.startswith("_ingest/quarantine/")]
+
+
+def test_quarantined_versions_are_queued_again_when_retry_is_switched_on(
+    deployed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3, sqs, queue_url = deployed
+    s3.put_object(Bucket=SOURCE_BUCKET, Key="v4/2024/06/01/other.csv.gz", Body=OTHER_HEADERS)
+    planner_handler({}, None)
+    [message] = receive_all(sqs, queue_url)
+    worker_handler(sqs_event(message["Body"]), None)  # no aliases yet: quarantined
+    assert [k for k in lake_keys(s3) if k.startswith("_ingest/quarantine/")]
+    assert planner_handler({}, None) == {"queued": 0, "skipped": 1}
+
+    # the operator uploads the alias file and switches retry on for one planner run
+    s3.put_object(Bucket=LAKE_BUCKET, Key="_config/aliases.json", Body=json.dumps(ALIASES))
+    monkeypatch.setenv("B2P_COLUMN_ALIASES", f"s3://{LAKE_BUCKET}/_config/aliases.json")
+    monkeypatch.setenv("B2P_RETRY_QUARANTINED", "true")
+    assert planner_handler({}, None) == {"queued": 1, "skipped": 0}
+    [message] = receive_all(sqs, queue_url)
+    assert worker_handler(sqs_event(message["Body"]), None) == {"batchItemFailures": []}
+
+    keys = lake_keys(s3)
+    assert [k for k in keys if k.startswith("v4_events/")]
+    assert not [k for k in keys if k.startswith("_ingest/quarantine/")]
+    monkeypatch.setenv("B2P_RETRY_QUARANTINED", "false")
+    assert planner_handler({}, None) == {"queued": 0, "skipped": 1}
+
+
+def test_a_bad_retry_setting_names_the_variable(deployed, monkeypatch) -> None:
+    monkeypatch.setenv("B2P_RETRY_QUARANTINED", "yes")
+    with pytest.raises(HandlerConfigError, match="B2P_RETRY_QUARANTINED"):
+        planner_handler({}, None)
+
+
+def test_a_head_refused_with_403_drops_the_message_with_a_warning(
+    deployed, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # without s3:ListBucket on the source, S3 answers HEAD of a deleted object with 403
+    s3, _, _ = deployed
+    [item] = synthetic_files(1, seed=25)
+    upload(s3, SOURCE_BUCKET, "v4/", [item])
+    real_info = S3Storage.info
+
+    def head(self: S3Storage, key: str) -> Any:
+        if key.endswith("deleted.csv.gz"):
+            raise ClientError({"Error": {"Code": "403", "Message": "Forbidden"}}, "HeadObject")
+        return real_info(self, key)
+
+    monkeypatch.setattr(S3Storage, "info", head)
+    good = {"source": SOURCE, "key": item.name, "etag": "planned", "size": 1}
+    deleted = {**good, "key": "2024/06/01/deleted.csv.gz"}
+
+    response = worker_handler(sqs_event(json.dumps(deleted), json.dumps(good)), None)
+
+    assert response == {"batchItemFailures": []}
+    assert "refused (403)" in caplog.text
+    assert_lake_holds_exactly(open_storage(f"s3://{LAKE_BUCKET}"), [item])

@@ -4,16 +4,21 @@ import datetime as dt
 import gzip
 import io
 import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow.parquet as pq
 import pytest
 
+from ingest import pipeline
 from ingest.cli import main
 from ingest.lake import source_id_for
-from ingest.pipeline import ingest_object
+from ingest.pipeline import SourceAccess, ingest_object
 from ingest.progress import ProgressBar
-from ingest.storage import LocalStorage
+from ingest.storage import LocalStorage, Storage
 from tests.ingest.v4files import (
     event_files,
     lake_files,
@@ -168,6 +173,45 @@ def test_parallel_workers_ingest_every_file(dirs, capsys) -> None:
     per_file = [entry for entry in json_logs(capsys.readouterr().err) if entry.get("file")]
     assert sorted(entry["rows"] for entry in per_file) == [1, 1, 1]
     assert all({"seconds", "bytes", "rejected"} <= set(entry) for entry in per_file)
+
+
+class _KillsItsReader(LocalStorage):
+    """A source whose files named `poison*` kill the process reading them, like an OOM kill."""
+
+    def open_read(self, key: str, etag: str | None = None) -> Iterator[BinaryIO]:  # type: ignore[override]
+        if os.path.basename(key).startswith("poison"):
+            os._exit(137)
+        return super().open_read(key, etag=etag)
+
+
+@dataclass(frozen=True)
+class _PoisonedSourceAccess(SourceAccess):
+    # a module-level class: the pool's workers unpickle it and open their source through it
+    def open(self) -> Storage:
+        return _KillsItsReader(self.uri)
+
+
+def test_a_worker_that_dies_fails_only_its_file(dirs, capsys, monkeypatch) -> None:
+    source, lake = dirs
+    names = ["a", "b", "poison", "c", "d", "e"]
+    for index, name in enumerate(names):
+        write_log(
+            source / f"{name}.csv.gz",
+            HEADER + f"t{index},slotImpression,{1717243200 + index * 3600},s,PREROLL,,,\n",
+        )
+    monkeypatch.setattr(pipeline, "SourceAccess", _PoisonedSourceAccess)
+
+    assert run_ingest(source, lake, "--workers", "2") == 1
+
+    logs = json_logs(capsys.readouterr().err)
+    statuses = {Path(e["file"]).name: e["status"] for e in logs if e.get("status")}
+    assert statuses == {f"{name}.csv.gz": "ok" for name in names} | {"poison.csv.gz": "failed"}
+    assert "worker process reading it died" in next(
+        e["message"] for e in logs if e.get("status") == "failed"
+    )
+    summary = logs[-1]
+    assert (summary["files_ingested"], summary["files_failed"]) == (5, 1)
+    assert len(log_records(lake)) == 5  # the dead one is not logged: the next run retries it
 
 
 def test_ingest_object_is_callable_on_its_own(tmp_path) -> None:
