@@ -15,8 +15,10 @@ size; one record larger than a block grows the block until the record ends. 8 MB
 measured: 2.5 M rows / 281 MB of CSV in ~5 s at ~370 MB peak RSS (of which ~80 MB is the
 interpreter and pyarrow), the same as with 16-32 MB blocks but with less memory.
 
-A bare `"` inside an unquoted field (not RFC 4180) breaks the quote parity; the block then
-grows until the next stray quote, so such a file is slow, not wrong.
+A bare `"` inside an unquoted field (not RFC 4180, e.g. `5" screen`) breaks the quote parity;
+when a few blocks pass without a parity boundary, the records are found with the csv module's
+semantics (the same as pyarrow's: such a quote is literal), and parity resumes after the cut, so
+memory stays bounded and every row keeps its line.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ except ImportError:  # pragma: no cover - depends on the environment
 BLOCK_BYTES = 8 * 1024 * 1024
 _ARROW_BLOCK_BYTES = 1 * 1024 * 1024
 _READ_BYTES = 8 * 1024 * 1024
+_BACKWARD_LINES = 64  # newlines last_record_boundary tries one by one before going vectorised
+_CSV_SCAN_BLOCKS = 4  # blocks of data without a quote-parity boundary before the csv module looks
 _BOM = b"\xef\xbb\xbf"
 _GZIP_MAGIC = b"\x1f\x8b"
 _QUOTE = b'"'
@@ -155,7 +159,10 @@ class LogFileReader:
                 "the gzip stream ends early (truncated file, e.g. an incomplete upload); ask "
                 "for a complete re-delivery — a new version is picked up by the next run"
             ) from exc
-        except (gzip.BadGzipFile, zlib.error, _IsalError, OSError) as exc:
+        except (gzip.BadGzipFile, zlib.error, _IsalError) as exc:
+            # Only the decompressor's verdicts on the data: any other OSError (a broken source
+            # read such as `S3ReadError`, a disk error) propagates, so the file is `failed` and
+            # retried by the next run instead of being quarantined for good.
             if not self._compressed:
                 raise
             raise UnreadableFile(
@@ -166,16 +173,26 @@ class LogFileReader:
         return chunk
 
     def _record_blocks(self) -> Iterator[bytes]:
-        """Blocks of about `block_bytes` that each end on a record boundary (or at EOF)."""
+        """Blocks of about `block_bytes` that each end on a record boundary (or at EOF).
+
+        Boundaries come from quote parity; when `_CSV_SCAN_BLOCKS` blocks pile up without one
+        (a stray `"` in an unquoted field), the csv module finds the real boundaries instead.
+        """
+        read_bytes = min(_READ_BYTES, self._block_bytes)
+        scan_at = _CSV_SCAN_BLOCKS * self._block_bytes
         pending = b""
         while True:
-            chunk = self._read(max(self._block_bytes - len(pending), _READ_BYTES))
+            chunk = self._read(max(self._block_bytes - len(pending), read_bytes))
             if not chunk:
                 if pending:
                     yield pending
                 return
             data = pending + chunk
             cut = last_record_boundary(data) if len(data) >= self._block_bytes else 0
+            if cut == 0 and len(data) >= scan_at:
+                cut = last_csv_record_boundary(data)
+                # still none: one record really is that long; rescan only when it has doubled
+                scan_at = _CSV_SCAN_BLOCKS * self._block_bytes if cut else 2 * len(data)
             if cut == 0:
                 pending = data  # too little for a block yet, or no complete record so far
                 continue
@@ -276,13 +293,49 @@ def last_record_boundary(data: bytes) -> int:
     end = len(data)
     total_quotes = count_byte(data, _QUOTE)
     position = data.rfind(_NEWLINE)
-    while position >= 0:
+    for _ in range(_BACKWARD_LINES):  # usually the last newline or one just before it
+        if position < 0:
+            return 0
         quotes_after += data.count(_QUOTE, position + 1, end)
         if (total_quotes - quotes_after) % 2 == 0:
             return position + 1
         end = position + 1
         position = data.rfind(_NEWLINE, 0, position)
-    return 0
+    # odd parity for many lines (a stray quote): count the quotes before every newline at once
+    codes = np.frombuffer(data, np.uint8)
+    newlines = np.flatnonzero(codes[: position + 1] == _NEWLINE[0])
+    quotes_before = np.searchsorted(np.flatnonzero(codes == _QUOTE[0]), newlines)
+    even = np.flatnonzero(quotes_before % 2 == 0)
+    return int(newlines[even[-1]]) + 1 if len(even) else 0
+
+
+def last_csv_record_boundary(data: bytes) -> int:
+    """Index just after the last record that surely ends in `data`, read as CSV, or 0.
+
+    The csv module, like pyarrow, takes a `"` inside an unquoted field literally, where quote
+    parity sees an open quote. Latin-1 keeps byte offsets (UTF-8 never puts `"`, `,`, CR or LF
+    inside a multi-byte character). The last record read may be cut off by the end of `data`,
+    so the cut is after the one before it.
+    """
+    text = data[: data.rfind(_NEWLINE) + 1].decode("latin-1")
+    consumed = 0
+
+    def lines() -> Iterator[str]:
+        nonlocal consumed
+        while consumed < len(text):
+            start, consumed = consumed, text.index("\n", consumed) + 1
+            yield text[start:consumed]
+
+    reader = csv.reader(lines(), strict=False)
+    before_last = last = 0
+    while True:
+        try:
+            next(reader)
+        except StopIteration:
+            return before_last
+        except csv.Error:
+            return last  # e.g. a quoted field over the csv field size limit: cut before it
+        before_last, last = last, consumed
 
 
 def count_byte(data: bytes, byte: bytes) -> int:

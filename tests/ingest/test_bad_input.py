@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
 import json
 from pathlib import Path
+from typing import Any, BinaryIO
 
 import pytest
 
 from ingest.cli import main
 from ingest.lake import source_id_for
+from ingest.s3 import S3ReadError
+from ingest.storage import LocalStorage
 from tests.ingest.v4files import event_files, log_records, read_rows, rejects, write_log
 
 HEADER = "transaction_id,event_name,event_time,slot_id,time_position_class,site_id,ad_duration\n"
@@ -209,3 +214,55 @@ def test_a_file_failing_after_blocks_were_written_leaves_nothing(tmp_path: Path)
         f"_ingest/log/{result.source_id}/{info.etag}.json",
         f"_ingest/quarantine/{result.source_id}.json",
     ]
+
+
+class _BreaksAfter(io.RawIOBase):
+    """A source stream that serves `limit` bytes, then fails like an exhausted S3 read."""
+
+    def __init__(self, raw: BinaryIO, limit: int) -> None:
+        super().__init__()
+        self._raw, self._left = raw, limit
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._left <= 0:
+            raise S3ReadError("the read of the object kept breaking; gave up after 5 resumes")
+        data = self._raw.read(min(len(buffer), self._left))
+        self._left -= len(data)
+        buffer[: len(data)] = data
+        return len(data)
+
+
+def test_a_broken_source_read_fails_the_file_and_the_next_run_ingests_it(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An I/O error while reading a good gzip is not bad input: `failed`, nothing logged."""
+    source, lake = tmp_path / "source", tmp_path / "lake"
+    rows = "".join(f"t{i},slotImpression,{1717243200 + i},s,PREROLL,7,\n" for i in range(5000))
+    path = write_log(source / "a.csv.gz", HEADER + rows)
+    assert path.stat().st_size > 2000
+    healthy_open_read = LocalStorage.open_read
+
+    @contextlib.contextmanager
+    def breaking_open_read(self: LocalStorage, key: str, etag: str | None = None):
+        with healthy_open_read(self, key, etag) as handle:
+            yield io.BufferedReader(_BreaksAfter(handle, 2000))
+
+    monkeypatch.setattr(LocalStorage, "open_read", breaking_open_read)
+    assert run_ingest(source, lake) == 1  # failed, not quarantined (2)
+
+    [error] = [e for e in error_lines(capsys.readouterr().err) if "status" in e]
+    assert error["status"] == "failed"
+    assert "S3ReadError" in error["message"] and "retries it" in error["message"]
+    assert log_records(lake) == []
+    assert not (lake / "_ingest" / "quarantine").exists() or not list(
+        (lake / "_ingest" / "quarantine").iterdir()
+    )
+    assert event_files(lake) == []
+
+    monkeypatch.setattr(LocalStorage, "open_read", healthy_open_read)
+    assert run_ingest(source, lake) == 0
+    [record] = log_records(lake)
+    assert (record["status"], record["rows_written"]) == ("ok", 5000)

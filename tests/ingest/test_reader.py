@@ -173,3 +173,54 @@ def test_uncompressed_bytes_are_counted() -> None:
     for _ in reader.blocks():
         pass
     assert reader.uncompressed_bytes == len(text)
+
+
+@pytest.mark.parametrize("compressed", [False, True])
+def test_a_stray_quote_in_an_unquoted_field_keeps_blocks_bounded_and_lines_exact(
+    compressed: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`5" screen` makes the quote parity odd for the rest of the file; blocks must stay small."""
+    block_bytes = 1000
+    rows = [["1", '5" screen', "Mozilla/5.0"]]
+    rows += [[str(i), f"tv {i}", "x, y" if i % 7 == 0 else "plain"] for i in range(2, 3000)]
+    rows.insert(1500, ["1500", 'another 7" one', "z"])  # a second, then a third stray quote
+    rows.insert(2000, ["2000", 'and 9" more', "z"])
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["k", "v", "w"])
+    writer.writerows(rows)
+    text = out.getvalue()
+    for stray in ('5" screen', 'another 7" one', 'and 9" more'):  # written unquoted, as is
+        text = text.replace('"' + stray.replace('"', '""') + '"', stray)
+    assert text.count('"') == 3 + 2 * text.count('"x, y"')
+    data = gzip.compress(text.encode()) if compressed else text.encode()
+    sizes: list[int] = []
+    parse_block = reader_module.parse_block
+
+    def measured(block: bytes, *args: object) -> object:
+        sizes.append(len(block))
+        return parse_block(block, *args)
+
+    monkeypatch.setattr(reader_module, "parse_block", measured)
+
+    header, got, invalid = read_all(data, "f.csv.gz" if compressed else "f.csv", block_bytes)
+
+    assert header == ["k", "v", "w"]
+    assert invalid == []
+    assert got == [(line, row) for line, row in enumerate(rows, start=2)]
+    assert len(text) > 50 * block_bytes and len(sizes) > 20
+    assert max(sizes) <= (reader_module._CSV_SCAN_BLOCKS + 2) * block_bytes
+
+
+def test_last_record_boundary_far_back_matches_a_plain_count() -> None:
+    """After a stray quote the boundary can be many lines back (the vectorised search)."""
+    rng = random.Random(3)
+    for _ in range(200):
+        data = bytes(rng.choice(b'ab,"\n') for _ in range(rng.randrange(0, 2000)))
+        expected = 0
+        for position in range(len(data)):
+            if data[position : position + 1] == b"\n" and data.count(b'"', 0, position) % 2 == 0:
+                expected = position + 1
+        assert last_record_boundary(data) == expected
+    stray = b'k,v\n1,5" screen\n' + b"2,plain\n" * 500
+    assert last_record_boundary(stray) == len(b"k,v\n")
