@@ -4,11 +4,18 @@
     - the var window_start when set (`--vars '{window_start: 2026-11-02}'`): a scheduler that knows
       which days its new ingests touched passes (earliest touched event_date - 1 day), so the run
       rebuilds only those days and asks the warehouse nothing;
-    - otherwise lookback_days before the latest event_date already in the model's own table.
-    None when the run is not incremental (first build, --full-refresh, unit tests) or the table is
-    empty: then the model reads everything.
+    - otherwise anchor - lookback_days - 1 day, where the anchor is the latest event_date already
+      in the model's own table, capped at today (one event dated years ahead must not move the
+      window past the late data of today), and today when the table is empty (a clean feed with
+      no orphan ad, no overlay slot yet): the window is always bounded.
+      The extra day: an ad late by lookback_days can belong to a slot that started just before
+      midnight of the day before, and that slot's row must be rebuilt with it (DECISIONLOG.md).
+    None only while dbt parses (execute is false), or when the model is not incremental: the
+    caller asks only under is_incremental(), where a none would read everything.
 
-    Call it only under is_incremental(); without window_start it queries {{ this }} at run time.
+    Every incremental model clears its table from this day on before inserting the rebuilt days
+    (clear_incremental_window, its pre-hook). Without window_start it queries {{ this }} at run
+    time.
 #}
 {% macro incremental_window_start() %}
     {% set requested = var('window_start', none) %}
@@ -19,15 +26,17 @@
         {{ return(none) }}
     {% endif %}
     {% set lookback_days = var('lookback_days') | int %}
-    {% set latest_day_query %}
-        select cast({{ bones2peaches.date_add_days('max(event_date)', -lookback_days) }} as {{ dbt.type_string() }})
+    {% set anchor = 'least(coalesce(max(event_date), current_date), current_date)' %}
+    {% set window_start_query %}
+        select cast({{ bones2peaches.date_add_days(anchor, -(lookback_days + 1)) }} as {{ dbt.type_string() }})
         from {{ this }}
     {% endset %}
-    {% set latest_day = run_query(latest_day_query) %}
-    {% if latest_day.rows | length == 0 %}
-        {{ return(none) }}
+    {% set window_start = run_query(window_start_query) %}
+    {% if window_start.rows | length == 0 or window_start.columns[0].values()[0] is none %}
+        {{ exceptions.raise_compiler_error(
+            "incremental_window_start: the window query on " ~ this ~ " returned no date") }}
     {% endif %}
-    {{ return(latest_day.columns[0].values()[0]) }}
+    {{ return(window_start.columns[0].values()[0] | string) }}
 {% endmacro %}
 
 {# The window_start var as 'YYYY-MM-DD', or a compiler error. YAML reads an unquoted 2026-11-02

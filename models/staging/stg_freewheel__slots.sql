@@ -5,7 +5,9 @@
 with
 
 -- An ad is never logged before its slot: the same window on slots and ads keeps the late ads of
--- every slot in the window, whatever hour, file or day they were logged in.
+-- every slot in the window, whatever hour, file or day they were logged in. The window starts one
+-- day before the days late data can reach (incremental_window_start), so a slot of 23:59 whose
+-- ad is logged after midnight of the first late day is rebuilt with it.
 events as (
 
     select * from {{ ref('stg_freewheel__v4_events') }}
@@ -119,8 +121,9 @@ slots_with_ads as (
     left join ads_per_slot
         on slots.transaction_id = ads_per_slot.transaction_id
         and slots.slot_id = ads_per_slot.slot_id
+    -- the seed is edited by hand: compare its classes upper-cased and trimmed, as the events'
     left join slot_type_map
-        on slots.time_position_class = slot_type_map.time_position_class
+        on slots.time_position_class = upper(trim(slot_type_map.time_position_class))
 
 ),
 

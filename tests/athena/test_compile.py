@@ -72,3 +72,6 @@ def test_incremental_models_replace_event_date_partitions_of_hive_tables(
         assert config["table_type"] == "hive", name
         assert config["partitioned_by"] == [athena_dbt.PARTITION_COLUMN], name
         assert config["format"] == "parquet", name
+        # insert_overwrite replaces only the batch's partitions: the pre-hook drops the window's
+        hooks = [hook["sql"] for hook in config["pre-hook"]]
+        assert hooks == ["{{ bones2peaches.clear_incremental_window() }}"], name

@@ -57,3 +57,42 @@ def test_ddl_creates_the_stack_s_table(ddl: exp.Create) -> None:
     # Athena sets EXTERNAL itself for CREATE EXTERNAL TABLE
     expected = {k: v for k, v in table["Parameters"].items() if k != "EXTERNAL"}
     assert tblproperties == expected
+
+
+@pytest.fixture(scope="module")
+def dimension_ddls(
+    athena_endpoint: str, tmp_path_factory: pytest.TempPathFactory
+) -> list[exp.Create]:
+    work = tmp_path_factory.mktemp("athena-dimension-ddl")
+    project = AthenaDbtProject(work=work, lake=work / "unused", endpoint=athena_endpoint)
+    before = len(athena_dbt.athena_queries())
+    args = {"lake": f"s3://{athena_dbt.LAKE_BUCKET}"}
+    project.athena("run-operation", "create_dimension_tables", "--args", json.dumps(args))
+    trees = [parse_athena(statement) for statement in athena_dbt.athena_queries()[before:]]
+    assert all(isinstance(tree, exp.Create) for tree in trees)
+    return trees
+
+
+def test_dimension_ddls_create_the_stack_s_dimension_tables(
+    dimension_ddls: list[exp.Create],
+) -> None:
+    """Without the stack the dimension sources need their Glue tables too: one statement per
+    unpartitioned table of the stack other than v4_events, with its columns and location."""
+    stack = {
+        name: table
+        for name, table in athena_dbt.template_glue_tables().items()
+        if not table.get("PartitionKeys")
+    }
+    created = {ddl.this.this.name: ddl for ddl in dimension_ddls}
+    assert set(created) == set(stack) == {"sites", "site_sections", "series"}
+    for name, ddl in created.items():
+        table = stack[name]
+        assert ddl.this.this.db == athena_dbt.LAKE_DATABASE
+        columns = [(c.name, hive_type(c)) for c in ddl.this.expressions]
+        assert columns == [(c["Name"], c["Type"]) for c in table["StorageDescriptor"]["Columns"]]
+        properties = ddl.args["properties"].expressions
+        assert not [p for p in properties if isinstance(p, exp.PartitionedByProperty)]
+        (location,) = [p for p in properties if isinstance(p, exp.LocationProperty)]
+        assert location.this.name == table["StorageDescriptor"]["Location"]
+        (file_format,) = [p for p in properties if isinstance(p, exp.FileFormatProperty)]
+        assert file_format.name.upper() == "PARQUET"

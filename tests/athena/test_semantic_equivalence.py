@@ -184,7 +184,7 @@ def test_incremental_batch_on_athena_equals_duckdb_days_of_the_window(
     assert not problems, f"{model}: {len(problems)} differences, e.g.\n" + "\n".join(problems[:10])
 
 
-def test_window_query_returns_lookback_days_before_the_latest_day(
+def test_window_query_returns_lookback_days_and_one_before_the_latest_day(
     incremental: IncrementalCompile,
     athena_scratch: duckdb.DuckDBPyConnection,
     reference: duckdb.DuckDBPyConnection,
@@ -196,22 +196,62 @@ def test_window_query_returns_lookback_days_before_the_latest_day(
     DuckDB's <date> + INTERVAL, a timestamp, where Trino keeps a date — the string would read
     '2026-10-31 00:00:00' instead of '2026-10-31'. to_duckdb restores Trino's typing from the
     relation schema, and the next test pins the Athena macro's own SQL."""
+    latest = max(r["event_date"] for r in reference_rows(reference, "stg_freewheel__slots"))
+    assert latest <= dt.date.today(), "the sample should lie in the past"
+    assert window_query_value(incremental, athena_scratch) == expected_window_start(latest)
+
+
+def window_query_value(
+    incremental: IncrementalCompile,
+    connection: duckdb.DuckDBPyConnection,
+    table: str | None = None,
+) -> str | None:
+    """The stg_freewheel__slots window query run in DuckDB, optionally on another table."""
     (query,) = [q for q in incremental.queries if '"stg_freewheel__slots"' in q]
     schema = athena_dbt.relation_schema(incremental.project.manifest())
-    (value,) = athena_scratch.execute(to_duckdb(query, schema)).fetchone() or (None,)
-    latest = max(r["event_date"] for r in reference_rows(reference, "stg_freewheel__slots"))
-    assert value == (latest - dt.timedelta(days=lookback_days())).isoformat()
+    sql = to_duckdb(query, schema)
+    if table is not None:
+        sql = sql.replace(athena_name(athena_dbt.MODELS_DATABASE, "stg_freewheel__slots"), table)
+        assert table in sql
+    (value,) = connection.execute(sql).fetchone() or (None,)
+    return value
 
 
-def test_athena_date_add_days_is_trinos_date_add_on_the_latest_day(
+def expected_window_start(anchor: dt.date) -> str:
+    return (anchor - dt.timedelta(days=lookback_days() + 1)).isoformat()
+
+
+@pytest.mark.parametrize(
+    ("name", "event_dates"),
+    [
+        ("an empty model (a clean feed: no orphan ads)", []),
+        ("one event dated years ahead", [dt.date(2026, 11, 1), dt.date(2036, 1, 1)]),
+    ],
+)
+def test_window_query_is_bounded_by_today(
+    incremental: IncrementalCompile, name: str, event_dates: list[dt.date]
+) -> None:
+    """The anchor is the latest event_date capped at today, and today when the table is empty:
+    never an unbounded window (a full scan every run), never one frozen in the future."""
+    with duckdb.connect() as connection:
+        connection.execute("create table model_table (event_date date)")
+        for day in event_dates:
+            connection.execute("insert into model_table values (?)", [day])
+        value = window_query_value(incremental, connection, "model_table")
+    assert value == expected_window_start(dt.date.today()), name
+
+
+def test_athena_window_query_is_trinos_date_add_on_the_capped_latest_day(
     incremental: IncrementalCompile,
 ) -> None:
     """athena__date_add_days, which sqlglot cannot transpile faithfully (see above), on its own:
-    the window query is exactly Trino's date_add('day', -lookback_days, max(event_date)), cast
-    to varchar, over the model's own table. Trino's date_add on a date returns a date, and a
+    the window query is exactly Trino's date_add('day', -(lookback_days + 1), <anchor>), cast to
+    varchar, over the model's own table, where the anchor is max(event_date) capped at (and,
+    on an empty table, equal to) current_date. Trino's date_add on a date returns a date, and a
     date cast to varchar is ISO yyyy-mm-dd, which the model inlines as date '<value>'."""
+    anchor = "least(coalesce(max(event_date), current_date), current_date)"
     expected = parse_athena(
-        f"select cast(date_add('day', -{lookback_days()}, max(event_date)) as varchar)"
+        f"select cast(date_add('day', -{lookback_days() + 1}, {anchor}) as varchar)"
         f" from {athena_name(athena_dbt.MODELS_DATABASE, 'stg_freewheel__slots')}"
     )
     (query,) = [q for q in incremental.queries if '"stg_freewheel__slots"' in q]

@@ -9,6 +9,9 @@ Two scenarios share one generated sample:
 
 from __future__ import annotations
 
+import csv
+import gzip
+import io
 import shutil
 from pathlib import Path
 
@@ -125,3 +128,156 @@ def table_names(warehouse: Path) -> set[str]:
     with duckdb.connect(str(warehouse), read_only=True) as connection:
         rows = connection.execute("select table_name from information_schema.tables").fetchall()
     return {name for (name,) in rows}
+
+
+# ---- incremental corrections, on small hand-written log files
+
+HEADER = [
+    "transaction_id",
+    "event_name",
+    "event_time",
+    "slot_id",
+    "time_position_class",
+    "site_id",
+    "site_section_id",
+    "series_id",
+    "video_asset_id",
+    "network_id",
+    "ad_id",
+    "creative_id",
+    "max_slot_duration",
+    "ad_duration",
+    "sales_type",
+]
+
+
+def slot(transaction: str, event_time: str, seconds: int, position: str = "PREROLL") -> dict:
+    return {
+        "transaction_id": transaction,
+        "event_name": "slotImpression",
+        "event_time": event_time,
+        "slot_id": "s1",
+        "time_position_class": position,
+        "site_id": "1",
+        "max_slot_duration": str(seconds),
+    }
+
+
+def ad(transaction: str, event_time: str, seconds: int, position: str = "PREROLL") -> dict:
+    return {
+        "transaction_id": transaction,
+        "event_name": "defaultImpression",
+        "event_time": event_time,
+        "slot_id": "s1",
+        "time_position_class": position,
+        "site_id": "1",
+        "ad_id": "7",
+        "ad_duration": str(seconds),
+        "sales_type": "DIRECT",
+    }
+
+
+def write_log(path: Path, records: list[dict]) -> None:
+    """A gzip CSV with the contract header; a rewrite is a re-delivery (new size/mtime)."""
+    text = io.StringIO()
+    writer = csv.DictWriter(text, fieldnames=HEADER, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(records)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(gzip.compress(text.getvalue().encode()))
+
+
+def small_project(work: Path, sample: Path) -> DbtProject:
+    project = DbtProject(work=work, lake=work / "lake")
+    copy_dimensions(sample, project.lake)
+    return project
+
+
+def query(project: DbtProject, sql: str) -> list[tuple]:
+    with duckdb.connect(str(project.warehouse), read_only=True) as connection:
+        return connection.execute(sql).fetchall()
+
+
+def test_a_correction_that_empties_a_day_leaves_no_stale_rows(
+    sample: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """A re-delivered file moves a slot from 2026-10-11 to 2026-10-10 and so empties 10-11. The
+    batch has no row of 10-11, which delete+insert / insert_overwrite would leave as it was."""
+    work = tmp_path_factory.mktemp("correction")
+    project = small_project(work, sample)
+    source = work / "source"
+    corrected = source / "2026" / "10" / "10" / "a.csv.gz"
+    write_log(
+        corrected,
+        [slot("t1", "2026-10-10 10:00:00", 30), slot("t2", "2026-10-11 10:00:00", 60)],
+    )
+    write_log(source / "2026" / "10" / "12" / "b.csv.gz", [slot("t3", "2026-10-12 10:00:00", 90)])
+    ingest(source, project.lake)
+    project.run("build")
+
+    # the correction: t2 started the day before
+    write_log(
+        corrected,
+        [slot("t1", "2026-10-10 10:00:00", 30), slot("t2", "2026-10-10 11:00:00", 60)],
+    )
+    ingest(source, project.lake)
+    project.run("build")  # incremental; its tests (slot grain, reconciliation) must pass
+
+    slots = query(
+        project,
+        "select transaction_id, cast(event_date as varchar), capacity_seconds"
+        " from stg_freewheel__slots order by 1",
+    )
+    assert slots == [("t1", "2026-10-10", 30), ("t2", "2026-10-10", 60), ("t3", "2026-10-12", 90)]
+    preroll = query(
+        project,
+        "select cast(event_date as varchar), event_hour, slot_impressions, capacity_seconds"
+        " from capacity_preroll order by 1, 2",
+    )
+    assert preroll == [
+        ("2026-10-10", 10, 1, 30),
+        ("2026-10-10", 11, 1, 60),
+        ("2026-10-12", 10, 1, 90),
+    ]
+    by_site = query(
+        project,
+        "select cast(event_date as varchar), slot_impressions from capacity_by_site order by 1",
+    )
+    assert by_site == [("2026-10-10", 2), ("2026-10-12", 1)]
+
+
+def test_a_late_ad_after_midnight_of_the_window_s_first_day_joins_its_slot(
+    sample: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """The latest built day is 10-14 and lookback_days 3: late data can reach 10-11. An ad logged
+    at 10-11 00:00:10 belongs to a slot of 10-10 23:59:50, which must be rebuilt with it."""
+    work = tmp_path_factory.mktemp("late_ad")
+    project = small_project(work, sample)
+    early, late = work / "early", work / "late"
+    write_log(
+        early / "a.csv.gz",
+        [
+            slot("t1", "2026-10-10 23:59:50", 60, "MIDROLL"),
+            slot("t2", "2026-10-14 09:00:00", 30, "MIDROLL"),
+        ],
+    )
+    ingest(early, project.lake)
+    project.run("build")
+
+    write_log(late / "b.csv.gz", [ad("t1", "2026-10-11 00:00:10", 45, "MIDROLL")])
+    ingest(late, project.lake)
+    project.run("build")
+
+    slots = query(
+        project,
+        "select transaction_id, cast(event_date as varchar), ad_impressions, delivered_seconds,"
+        " monetized_seconds, unsold_seconds from stg_freewheel__slots order by 1",
+    )
+    assert slots == [("t1", "2026-10-10", 1, 45, 45, 15), ("t2", "2026-10-14", 0, 0, 0, 30)]
+    midroll = query(
+        project,
+        "select cast(event_date as varchar), event_hour, ad_impressions, monetized_seconds"
+        " from capacity_midroll order by 1, 2",
+    )
+    assert midroll == [("2026-10-10", 23, 1, 45), ("2026-10-14", 9, 0, 0)]
+    assert query(project, "select count(*) from dq_freewheel__orphan_ads") == [(0,)]
