@@ -9,7 +9,9 @@ One table (`CONTRACT`) says everything about a column; the rest of this module a
 - unknown columns are kept in `extra_columns`, a JSON object {normalised header: raw value}.
 
 Value rules: surrounding whitespace is ignored for typed values, an empty value is null, a
-required column must not be empty, strings are stored as given.
+required column must not be empty, strings are stored as given, doubles must be finite, and
+event_time must lie in [1970-01-01 00:00:00, 2100-01-01 00:00:00) UTC. A header name that is
+blank gets its position as name (`column_<n>`, 1-based).
 """
 
 from __future__ import annotations
@@ -87,6 +89,12 @@ _DATETIME = (
 _MS_PER_SECOND = 1000
 _MS_PER_MINUTE = 60_000
 _MS_PER_HOUR = 3_600_000
+# event_time must lie in [1970-01-01 00:00:00, 2100-01-01 00:00:00) UTC: the lake partitions by
+# hour and Python's datetime cannot hold every parseable value (year 0, year 10000, ...)
+EVENT_TIME_MIN_MS = 0
+EVENT_TIME_END_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z, exclusive
+EVENT_TIME_RANGE_REASON = "is out of range (1970-01-01 .. 2099-12-31)"
+NOT_FINITE_REASON = "is not a finite number"
 
 
 def normalise_header(name: str) -> str:
@@ -165,7 +173,8 @@ def map_header(header: Sequence[str], aliases: Mapping[str, str] | None = None) 
     contract_positions: dict[str, int] = {}
     extra_positions: dict[str, int] = {}
     for position, raw_name in enumerate(header):
-        normalised = normalise_header(raw_name)
+        # a blank name (e.g. a trailing ",,") gets its position: column_<n>, 1-based
+        normalised = normalise_header(raw_name) or f"column_{position + 1}"
         name = aliases.get(normalised, normalised)
         target = contract_positions if name in CONTRACT_NAMES else extra_positions
         if name in target:
@@ -286,10 +295,19 @@ def _event_time_clean(nullable: pa.Array) -> pa.Array | None:
             if not _all(pc.match_substring_regex(nullable, guard)):
                 return None
             try:
-                return parse(nullable)
+                values = parse(nullable)
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
                 return None  # e.g. Feb 30: let the careful path say which row
+            if not _all(_event_time_in_range(values)):
+                return None  # the careful path says which rows are out of range
+            return values
     return None
+
+
+def _event_time_in_range(values: pa.Array) -> pa.Array:
+    """True where a timestamp lies in the accepted range; null where it is null."""
+    as_ms = pc.cast(values, pa.int64())
+    return pc.and_(pc.greater_equal(as_ms, EVENT_TIME_MIN_MS), pc.less(as_ms, EVENT_TIME_END_MS))
 
 
 def _epoch_clean(values: pa.Array) -> pa.Array:
@@ -335,16 +353,28 @@ def _parse_carefully(column: Column, raw: pa.Array) -> tuple[pa.Array, list[Prob
     """Any accepted form, surrounding whitespace ignored, and which rows fail and why."""
     text = pc.utf8_trim_whitespace(raw)
     empty = pc.equal(text, "")
+    # parsed, but not acceptable: rejected with its own reason, stored as null
+    unacceptable: pa.Array | None = None
+    unacceptable_reason = ""
     if pa.types.is_timestamp(column.type):
         values = parse_event_time(text)
         reason = f"is not a timestamp ({TIME_FORMATS_HINT})"
+        unacceptable = pc.invert(_event_time_in_range(values))
+        unacceptable_reason = EVENT_TIME_RANGE_REASON
     elif pa.types.is_integer(column.type):
         values = _parse_bigint(text)
         reason = "is not a whole number (bigint)"
     else:
         values = _cast_matching(text, _DOUBLE, pa.float64())
         reason = "is not a number"
-    problems = [_problem(column, pc.and_(pc.invert(empty), pc.is_null(values)), reason)]
+        unacceptable = pc.invert(pc.is_finite(values))  # e.g. 1e400 overflows to inf
+        unacceptable_reason = NOT_FINITE_REASON
+    unparseable = pc.and_(pc.invert(empty), pc.is_null(values))
+    problems: list[Problem | None] = [_problem(column, unparseable, reason)]
+    if unacceptable is not None:
+        unacceptable = pc.fill_null(unacceptable, False)  # unparseable rows are counted above
+        values = pc.if_else(unacceptable, pa.scalar(None, values.type), values)
+        problems.append(_problem(column, unacceptable, unacceptable_reason))
     if column.required:
         problems.append(_problem(column, empty, "is empty but required"))
     return values, [problem for problem in problems if problem is not None]

@@ -33,7 +33,9 @@ optional; these are the defaults:
 A page may also be a top-level JSON list (then items_key is not used). items_key, total_key
 and the *_field keys are dotted paths ("data.items", "site.id"). An entity may override the
 paging keys and add fixed query parameters ("query": {"status": "ACTIVE"}); "total_key" (a
-total item count in each page) is optional: paging always stops at an empty or short page.
+total item count in each page) is optional: paging stops at the first empty page, or earlier
+once total_key says every item has been read. A short page does not end the list, because the
+API may cap the page size below per_page (without total_key that costs one more request).
 Command-line flags win over the file.
 """
 
@@ -43,6 +45,7 @@ import argparse
 import json
 import logging
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -285,18 +288,25 @@ def items_to_table(mapping: EntityMapping, items: Sequence[Mapping[str, Any]]) -
     return pa.Table.from_pydict(columns, schema=DIMENSION_SCHEMAS[mapping.entity])
 
 
+_ID_TEXT = re.compile(r"-?[0-9]+")  # ASCII digits only: str.isdigit() also accepts "²"
+_ID_MIN, _ID_MAX = -(2**63), 2**63 - 1  # the snapshots' int64 id columns
+
+
 def _as_id(mapping: EntityMapping, position: int, field_name: str | None, value: Any) -> int | None:
     if value is None or value == "":
         return None
+    number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
-        return int(value.strip())
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and _ID_TEXT.fullmatch(value.strip()):
+        number = int(value.strip())
+    if number is not None and _ID_MIN <= number <= _ID_MAX:
+        return number
     raise FreeWheelApiError(
-        f"{mapping.entity} item #{position}: {field_name!r} is {value!r}, not an integer id; "
-        "check the field mapping in --api-config"
+        f"{mapping.entity} item #{position}: {field_name!r} is {value!r}, not an integer id "
+        "(64-bit); check the field mapping in --api-config"
     )
 
 
@@ -331,7 +341,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "(default: FREEWHEEL_USERNAME/FREEWHEEL_PASSWORD from the environment)",
     )
     parser.add_argument("--api-config", metavar="FILE", help="JSON configuration (see below)")
-    parser.add_argument("--per-page", type=int, help="items per page (default 500)")
+    parser.add_argument(
+        "--per-page",
+        type=int,
+        help="items per page to ask for (default 500); the API may send fewer, paging goes on "
+        "until an empty page",
+    )
     parser.add_argument(
         "--timeout-seconds", type=float, help="timeout of one HTTP request (default 30)"
     )

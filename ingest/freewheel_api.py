@@ -8,8 +8,9 @@ Defaults (each one configurable, see `b2p dimensions --help`):
   The token is reused until shortly before it expires and renewed once when a resource answers 401;
 - resources: `GET {base}/<path>?page=N&per_page=500` with `Authorization: Bearer <token>`,
   pages numbered from 1; the items are a top-level JSON list or the list under `items_key`
-  (a dotted path); paging stops at an empty or short page, or when `total_key` (if configured)
-  says every item has been read;
+  (a dotted path); paging stops at the first empty page, or earlier when `total_key` (if
+  configured) says every item has been read. A short page does not end the list: the API may cap
+  the page size below per_page;
 - client-side rate limits: 20 requests/s for resources, 3 requests/s for the token endpoint;
 - retries with exponential backoff and jitter on 429 (honouring `Retry-After`), 5xx, timeouts and
   connection errors: at most 6 attempts per request, per-request timeout 30 s, and a total
@@ -185,6 +186,7 @@ class FreeWheelClient:
     def fetch_all(self, resource: PagedResource) -> list[dict[str, Any]]:
         """Every item of a paginated resource, in the order the API gives them."""
         items: list[dict[str, Any]] = []
+        previous: list[dict[str, Any]] | None = None
         page = resource.first_page
         for _ in range(resource.max_pages):
             params = {
@@ -199,15 +201,26 @@ class FreeWheelClient:
                 "fetched page",
                 extra={"fields": {"resource": resource.name, "page": page, "items": len(batch)}},
             )
-            if len(batch) < resource.per_page:
+            # only an empty page ends the list: the API may cap the page size below per_page,
+            # so a short page says nothing about whether more follow
+            if not batch:
                 return items
+            if batch == previous:
+                raise self._ignores_page_param(resource, f"page {page} repeats page {page - 1}")
+            previous = batch
             total = extract_total(payload, resource)
             if total is not None and len(items) >= total:
                 return items
             page += 1
-        raise UnexpectedResponseError(
-            f"{resource.name}: still full pages after {resource.max_pages} pages; the API may "
-            f"ignore the {resource.page_param!r} parameter: check page_param in --api-config"
+        raise self._ignores_page_param(
+            resource, f"still non-empty pages after {resource.max_pages} pages"
+        )
+
+    @staticmethod
+    def _ignores_page_param(resource: PagedResource, symptom: str) -> UnexpectedResponseError:
+        return UnexpectedResponseError(
+            f"{resource.name}: {symptom}; the API may ignore the {resource.page_param!r} "
+            "parameter: check page_param in --api-config"
         )
 
     def get_json(self, path: str, params: Mapping[str, str]) -> Any:

@@ -19,6 +19,9 @@ from ingest.contract import (
     validate_block,
 )
 from ingest.errors import UserError
+from ingest.pipeline import ingest_object
+from ingest.storage import LocalStorage
+from tests.ingest.v4files import read_rows, rejects, write_log
 
 REQUIRED = ["transaction_id", "event_name", "event_time", "slot_id", "time_position_class"]
 
@@ -73,6 +76,21 @@ def test_missing_required_column_names_it_and_the_fix() -> None:
 def test_duplicate_columns_after_normalisation_are_refused() -> None:
     with pytest.raises(HeaderError, match="both map to 'slot_id'"):
         map_header([*REQUIRED, "slotId"])
+
+
+def test_blank_header_names_get_their_position_as_name() -> None:
+    # trailing ",," and a blank in the middle: kept as extra columns, not a duplicate ""
+    mapping = map_header([*REQUIRED[:2], " ", *REQUIRED[2:], "", ""])
+    assert mapping.contract_positions == {name: i for i, name in enumerate(REQUIRED[:2])} | {
+        name: i + 3 for i, name in enumerate(REQUIRED[2:])
+    }
+    assert mapping.extra_positions == {"column_3": 2, "column_7": 6, "column_8": 7}
+
+
+def test_a_blank_header_name_can_be_aliased_by_its_position() -> None:
+    mapping = map_header(["", *REQUIRED[1:]], {"column_1": "transaction_id"})
+    assert mapping.contract_positions["transaction_id"] == 0
+    assert mapping.extra_positions == {}
 
 
 def test_aliases_from_json_and_csv(tmp_path) -> None:
@@ -224,6 +242,108 @@ def test_numbers_parse_the_same_alone_and_beside_bad_values(
     assert bool(problems_alone) is (expected is None)
     failed = [any(p.mask[row].as_py() for p in problems) for row in range(2)]
     assert failed == [expected is None, True]
+
+
+# 2100-01-01T00:00:00Z = 4102444800: the first instant out of range
+IN_RANGE_EVENT_TIMES = [
+    ("0", _naive_utc(1970, 1, 1)),
+    ("1970-01-01 00:00:00", _naive_utc(1970, 1, 1)),
+    ("1970-01-01T01:00:00+01:00", _naive_utc(1970, 1, 1)),
+    ("4102444799.999", _naive_utc(2099, 12, 31, 23, 59, 59, 999000)),
+    ("2099-12-31 23:59:59.999", _naive_utc(2099, 12, 31, 23, 59, 59, 999000)),
+    ("2099-12-31T23:59:59Z", _naive_utc(2099, 12, 31, 23, 59, 59)),
+]
+OUT_OF_RANGE_EVENT_TIMES = [
+    "300000000000",  # epoch seconds of the year ~11,476
+    "999999999999.999",
+    "4102444800",
+    "2100-01-01 00:00:00",
+    "2100-01-01T01:00:00+01:00",  # 2100-01-01T00:00Z
+    "1969-12-31T23:59:59.999Z",
+    "1970-01-01T00:30:00+01:00",  # 1969-12-31T23:30Z
+    "0001-01-01T00:30:00+01:00",  # year 0 in UTC
+    "0000-01-01 00:00:00",
+    "9999-12-31T23:30:00-01:00",  # year 10000 in UTC
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), IN_RANGE_EVENT_TIMES)
+def test_event_times_at_the_edges_of_the_range_are_accepted(
+    text: str, expected: dt.datetime
+) -> None:
+    alone, problems_alone = parse_column(EVENT_TIME, pa.array([text]))
+    beside_bad, problems = parse_column(EVENT_TIME, pa.array([text, "garbage"]))
+    assert (alone.to_pylist(), problems_alone) == ([expected], [])
+    assert beside_bad.to_pylist() == [expected, None]
+    assert [p.mask.to_pylist() for p in problems] == [[False, True]]
+
+
+@pytest.mark.parametrize("text", OUT_OF_RANGE_EVENT_TIMES)
+@pytest.mark.parametrize("neighbour", ["1717243200", "2024-06-01T12:00:00Z", " soon "])
+def test_out_of_range_event_times_fail_their_row_only(text: str, neighbour: str) -> None:
+    # alone (fast path candidates) and beside others (careful path): the same result
+    for raw in ([text], [neighbour, text]):
+        values, problems = parse_column(EVENT_TIME, pa.array(raw))
+        assert values.to_pylist()[-1] is None
+        range_problems = [p for p in problems if "out of range" in p.reason]
+        assert len(range_problems) == 1
+        assert range_problems[0].reason == "is out of range (1970-01-01 .. 2099-12-31)"
+        assert range_problems[0].mask.to_pylist() == [False] * (len(raw) - 1) + [True]
+        others = [p for p in problems if p is not range_problems[0]]
+        assert all(not p.mask.to_pylist()[-1] for p in others)  # one reason per value
+
+
+@pytest.mark.parametrize("text", ["1e400", "-1e309", " 1E+999 ", "123456789e400"])
+def test_doubles_that_overflow_are_not_finite_numbers(text: str) -> None:
+    for raw in ([text], ["1.5", text], ["x", text]):
+        values, problems = parse_column(
+            next(c for c in CONTRACT if c.name == "ad_duration"), pa.array(raw)
+        )
+        assert values.to_pylist()[-1] is None
+        reasons = [p.reason for p in problems if p.mask.to_pylist()[-1]]
+        assert reasons == ["is not a finite number"]
+
+
+def test_bad_times_and_numbers_reject_their_rows_and_the_rest_of_the_file_lands(
+    tmp_path,
+) -> None:
+    header = f"{','.join(REQUIRED)},ad_duration,,\n"  # two blank header names at the end
+    lines = [
+        "t1,e,2024-06-01T12:00:00Z,s,PREROLL,1.5,a,b",
+        "t2,e,300000000000,s,PREROLL,,,",
+        "t3,e,0001-01-01T00:30:00+01:00,s,PREROLL,,,",
+        "t4,e,9999-12-31T23:30:00-01:00,s,PREROLL,,,",
+        "t5,e,1969-12-31T23:59:59Z,s,PREROLL,,,",
+        "t6,e,2100-01-01 00:00:00,s,PREROLL,,,",
+        "t7,e,1970-01-01 00:00:00,s,PREROLL,,,",
+        "t8,e,2099-12-31 23:59:59.999,s,PREROLL,,,",
+        "t9,e,2024-06-01T12:00:00Z,s,PREROLL,1e400,,",
+        "t10,e,2024-06-01T12:00:00Z,s,PREROLL,-1e309,,",
+    ]
+    write_log(tmp_path / "src" / "x.csv.gz", header + "\n".join(lines) + "\n")
+    source, lake = LocalStorage(tmp_path / "src"), LocalStorage(tmp_path / "lake")
+    [info] = list(source.list())
+
+    result = ingest_object(source, info.key, info.etag, lake, size=info.size)
+
+    assert (result.status, result.rows_read, result.rows_written, result.rows_rejected) == (
+        "ok", 10, 3, 7,
+    )  # fmt: skip
+    written = [
+        row
+        for key in sorted(result.output_keys)
+        if "/v4_events/" in f"/{key}"
+        for row in read_rows(tmp_path / "lake", key)
+    ]
+    assert sorted(row["transaction_id"] for row in written) == ["t1", "t7", "t8"]
+    first = next(row for row in written if row["transaction_id"] == "t1")
+    assert json.loads(first["extra_columns"]) == {"column_7": "a", "column_8": "b"}
+    assert [(r["line"], r["column"], r["reason"]) for r in rejects(tmp_path / "lake")] == [
+        (line, "event_time", "is out of range (1970-01-01 .. 2099-12-31)") for line in range(3, 8)
+    ] + [
+        (10, "ad_duration", "is not a finite number"),
+        (11, "ad_duration", "is not a finite number"),
+    ]
 
 
 def test_unknown_columns_go_to_extra_columns_as_json() -> None:

@@ -108,7 +108,7 @@ def test_snapshots_come_out_complete_through_every_kind_of_fault(
     assert capsys.readouterr().out.strip() == "sites=1234 site_sections=1000 series=7"
     assert len(api.requests_to("auth")) == 2  # the first token, and one renewal after the 401
     sites_statuses = [r.status for r in api.requests_to("sites")]
-    assert sites_statuses == [200, 429, 200, 200]
+    assert sites_statuses == [200, 429, 200, 200, 200]
 
 
 def test_no_temp_files_are_left_beside_the_snapshots(
@@ -148,7 +148,7 @@ def test_missing_permission_on_the_last_entity_changes_no_snapshot(
     before = seed_previous_snapshots(tmp_path)
     with FakeFreeWheelApi(USER, PASSWORD, sample_catalog(), forbidden=["series"]) as server:
         assert run_b2p(tmp_path, server) == 1
-        assert len(server.requests_to("sites")) == 3  # sites were fetched, yet not written
+        assert len(server.requests_to("sites")) == 4  # sites were fetched, yet not written
 
     err = capsys.readouterr().err
     assert "could not fetch series from the FreeWheel API: missing permission" in err
@@ -347,12 +347,41 @@ def test_items_to_table_types_ids_and_keeps_nulls() -> None:
         ({"id": "abc", "name": "x"}, "'id' is 'abc', not an integer id"),
         ({"id": True, "name": "x"}, "not an integer id"),
         ({"id": 1, "site_id": "x1"}, "'site_id' is 'x1'"),
+        ({"id": "--5", "name": "x"}, "'id' is '--5', not an integer id"),
+        ({"id": "\u00b2", "name": "x"}, "'id' is '\u00b2', not an integer id"),  # superscript 2
+        ({"id": "\u0665", "name": "x"}, "not an integer id"),  # Arabic-Indic digit five
+        ({"id": "-", "name": "x"}, "'id' is '-', not an integer id"),
+        ({"id": 2**63, "name": "x"}, "not an integer id (64-bit)"),
+        ({"id": "9223372036854775808", "name": "x"}, "not an integer id (64-bit)"),
+        ({"id": 1e300, "name": "x"}, "not an integer id (64-bit)"),
     ],
 )
 def test_items_to_table_rejects_unusable_ids(item: dict[str, Any], message: str) -> None:
     with pytest.raises(FreeWheelApiError) as caught:
         items_to_table(SECTIONS, [item])
     assert message in str(caught.value)
+
+
+def test_items_to_table_accepts_negative_and_64_bit_boundary_ids() -> None:
+    table = items_to_table(
+        SECTIONS,
+        [{"id": " -5 ", "name": "a"}, {"id": str(2**63 - 1), "name": "b"}, {"id": -(2**63)}],
+    )
+    assert table.column("site_section_id").to_pylist() == [-(2**63), -5, 2**63 - 1]
+
+
+def test_a_server_that_caps_the_page_size_still_gives_complete_snapshots(
+    tmp_path: Path, creds_env: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # asked for 500 per page, the server sends at most 100: short pages are not the end
+    with FakeFreeWheelApi(USER, PASSWORD, sample_catalog(), max_per_page=100) as server:
+        assert run_b2p(tmp_path, server) == 0
+        site_pages = [r.query["page"] for r in server.requests_to("sites")]
+
+    assert capsys.readouterr().out.strip() == "sites=1234 site_sections=1000 series=7"
+    for entity in DIMENSION_SCHEMAS:
+        assert snapshot_rows(tmp_path, entity) == expected_rows(entity)
+    assert site_pages == [str(page) for page in range(1, 15)]  # 13 pages, then an empty one
 
 
 # -- no secret in any output ---------------------------------------------------------------

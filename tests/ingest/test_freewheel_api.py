@@ -106,7 +106,8 @@ def test_reads_every_page_of_a_resource(api: FakeFreeWheelApi, clock: FakeClock)
 
     assert items == sample_catalog()["sites"]
     pages = [(r.query["page"], r.query["per_page"]) for r in api.requests_to("sites")]
-    assert pages == [("1", "500"), ("2", "500"), ("3", "500")]  # 500 + 500 + 234
+    # 500 + 500 + 234, then the empty page that ends the list
+    assert pages == [("1", "500"), ("2", "500"), ("3", "500"), ("4", "500")]
 
 
 def test_a_full_last_page_is_followed_by_an_empty_one(
@@ -116,6 +117,38 @@ def test_a_full_last_page_is_followed_by_an_empty_one(
 
     assert len(items) == 1000
     assert [r.query["page"] for r in api.requests_to("site_sections")] == ["1", "2", "3"]
+
+
+def test_a_page_size_capped_by_the_server_does_not_truncate_the_list(clock: FakeClock) -> None:
+    # the API answers at most 100 items whatever per_page asks for: a short page is not the end
+    with FakeFreeWheelApi(USER, PASSWORD, sample_catalog(), max_per_page=100) as server:
+        items = make_client(server, clock).fetch_all(SITES)
+        pages = [(r.query["page"], r.query["per_page"]) for r in server.requests_to("sites")]
+
+    assert items == sample_catalog()["sites"]
+    assert pages == [(str(page), "500") for page in range(1, 15)]  # 13 pages, then an empty one
+
+
+def test_a_capped_page_size_with_total_key_stops_at_the_total(clock: FakeClock) -> None:
+    data = {"sites": [{"id": i} for i in range(25)]}
+
+    def envelope(name: str, items: list[Any], page: int, total: int) -> Any:
+        return {"sites": items, "total": total}
+
+    resource = PagedResource(name="sites", path="services/v4/sites", total_key="total")
+    with FakeFreeWheelApi(USER, PASSWORD, data, envelope=envelope, max_per_page=10) as server:
+        items = make_client(server, clock).fetch_all(resource)
+        assert [r.query["page"] for r in server.requests_to("sites")] == ["1", "2", "3"]
+    assert items == data["sites"]
+
+
+def test_an_api_that_ignores_the_page_parameter_is_caught_at_once(clock: FakeClock) -> None:
+    # every page is the same short first page: without a guard paging would never end
+    with FakeFreeWheelApi(USER, PASSWORD, sample_catalog(), max_per_page=100) as server:
+        resource = PagedResource(name="sites", path="services/v4/sites", page_param="p")
+        with pytest.raises(UnexpectedResponseError, match=r"page 2 repeats page 1.*'p'"):
+            make_client(server, clock).fetch_all(resource)
+        assert len(server.requests_to("sites")) == 2
 
 
 def test_total_key_stops_without_asking_for_an_empty_page(clock: FakeClock) -> None:
@@ -180,7 +213,7 @@ def test_token_expiring_mid_run_is_renewed_once(api: FakeFreeWheelApi, clock: Fa
 
     assert items == sample_catalog()["sites"]
     assert len(api.requests_to("auth")) == 2
-    assert [r.status for r in api.requests_to("sites")] == [200, 401, 200, 200]
+    assert [r.status for r in api.requests_to("sites")] == [200, 401, 200, 200, 200]
 
 
 def test_a_fresh_token_refused_again_is_an_error(api: FakeFreeWheelApi, clock: FakeClock) -> None:
@@ -197,7 +230,7 @@ def test_429_waits_as_long_as_retry_after_says(api: FakeFreeWheelApi, clock: Fak
     items = make_client(api, clock).fetch_all(SITES)
 
     assert items == sample_catalog()["sites"]
-    assert [r.status for r in api.requests_to("sites")] == [200, 429, 429, 200, 200]
+    assert [r.status for r in api.requests_to("sites")] == [200, 429, 429, 200, 200, 200]
     assert 1.0 in clock.sleeps and 2.0 in clock.sleeps
 
 
@@ -225,7 +258,8 @@ def test_a_response_slower_than_the_timeout_is_retried(
     items = make_client(api, clock, timeout_seconds=0.3, opener=opener).fetch_all(SERIES)
 
     assert items == sample_catalog()["series"]
-    assert len([url for _, url in opener.sent if "/series?" in url]) == 2  # gave up, asked again
+    first_pages = [url for _, url in opener.sent if "/series?page=1&" in url]
+    assert len(first_pages) == 2  # gave up, asked again
     assert any(s > 0.05 for s in clock.sleeps)  # with a backoff in between
 
 
@@ -298,7 +332,7 @@ def test_api_requests_are_at_most_20_per_second(api: FakeFreeWheelApi, clock: Fa
         client.fetch_all(resource)
 
     api_times = [t for t, url in opener.sent if "/services/v4/" in url]
-    assert len(api_times) == 7
+    assert len(api_times) == 9  # sites 3 + 1 empty, sections 2 + 1 empty, series 1 + 1 empty
     assert api_times[-1] - api_times[0] >= (len(api_times) - 1) / 20 - 1e-9
     gaps = [b - a for a, b in itertools.pairwise(api_times)]
     assert min(gaps) >= 1 / 20 - 1e-9

@@ -249,8 +249,9 @@ class FakeFreeWheelApi:
 
 
 def sample_catalog() -> dict[str, list[dict[str, Any]]]:
-    """1,234 sites (3 pages of 500), 1,000 site sections (2 full pages, then an empty one) and
-    7 series, in an order that is not sorted by id, with fields the snapshots do not keep."""
+    """1,234 sites (3 pages of 500, then an empty one), 1,000 site sections (2 full pages, then
+    an empty one) and 7 series, in an order that is not sorted by id, with fields the snapshots
+    do not keep."""
     sites = [
         {"id": 10_000 + (i * 7919) % 1234, "name": f"Site {(i * 7919) % 1234}", "status": "ACTIVE"}
         for i in range(1234)
