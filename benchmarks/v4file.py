@@ -23,6 +23,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ingest.sample_files import CONTRACT_ORDER
 from ingest.sample_world import USER_AGENTS
 
 HOUR_START_MS = 1_793_520_000_000  # 2026-11-01T08:00:00Z
@@ -47,25 +48,8 @@ VISITOR_WEIGHTS = (0.55, 0.2, 0.1, 0.1, 0.05)
 MULTILINE_NOTE = "campaign=fall\nsource=newsletter"
 MULTILINE_ROWS = 3  # a newline inside a quoted value: rare, but the line numbers must stay exact
 BAD_NUMBER_ROWS = 12  # `n/a` in ad_duration: rejected with its line number
-HEADER = (
-    "transaction_id",
-    "event_name",
-    "event_time",
-    "network_id",
-    "site_id",
-    "site_section_id",
-    "series_id",
-    "video_asset_id",
-    "slot_id",
-    "time_position_class",
-    "max_slot_duration",
-    "ad_id",
-    "creative_id",
-    "ad_duration",
-    "sales_type",
-    "user_agent",
-    "custom_visitor_field",
-)
+# the sample generator's column order, plus the two free-text columns this file carries
+HEADER = (*CONTRACT_ORDER, "user_agent", "custom_visitor_field")
 
 
 @dataclass(frozen=True)

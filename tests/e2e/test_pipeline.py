@@ -19,6 +19,7 @@ import duckdb
 import pytest
 
 from ingest.cli import main as b2p
+from ingest.contract import CONTRACT
 from tests.e2e.ground_truth import GRAINS, differences, read_ground_truth, read_relation
 from tests.support.dbt import DbtProject
 
@@ -132,23 +133,7 @@ def table_names(warehouse: Path) -> set[str]:
 
 # ---- incremental corrections, on small hand-written log files
 
-HEADER = [
-    "transaction_id",
-    "event_name",
-    "event_time",
-    "slot_id",
-    "time_position_class",
-    "site_id",
-    "site_section_id",
-    "series_id",
-    "video_asset_id",
-    "network_id",
-    "ad_id",
-    "creative_id",
-    "max_slot_duration",
-    "ad_duration",
-    "sales_type",
-]
+HEADER = [column.name for column in CONTRACT]
 
 
 def slot(transaction: str, event_time: str, seconds: int, position: str = "PREROLL") -> dict:

@@ -32,16 +32,6 @@ USER = "ops@example.com"
 PASSWORD = "pw-Kd93#xLq-never-logged"
 
 
-@pytest.fixture(autouse=True)
-def restore_logging() -> Iterator[None]:
-    # cli.main points the root logger at the test's captured stderr; undo that afterwards
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-
-
 @pytest.fixture
 def creds_env(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FREEWHEEL_USERNAME", USER)
