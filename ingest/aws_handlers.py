@@ -59,6 +59,7 @@ from ingest.pipeline import (
     ingest_object,
     log_result,
     plan,
+    worker_storages,
 )
 from ingest.storage import ObjectChanged, ObjectInfo, Storage, open_storage
 
@@ -207,8 +208,8 @@ def worker_handler(event: Mapping[str, Any], context: Any) -> dict[str, list[dic
     _configure_logging_in_lambda()
     config = HandlerConfig.from_env(os.environ, need_queue=False)
     bound_arrow_memory()
-    source = config.source_access().open()
-    lake = open_storage(config.lake)
+    # reused by the next invocations of a warm container: no AssumeRole per message
+    source, lake = worker_storages(config.source_access(), config.lake)
     aliases = config.aliases()
     failures: list[dict[str, str]] = []
     for record in event.get("Records", []):

@@ -26,6 +26,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import datetime as dt
+import functools
 import logging
 import os
 import time
@@ -592,9 +593,13 @@ def _ingest_in_pools(
 
 def _worker_pool(workers: int) -> ProcessPoolExecutor:
     verbose = logging.getLogger().level <= logging.DEBUG
-    return ProcessPoolExecutor(
-        max_workers=workers, initializer=configure_logging, initargs=(verbose,)
-    )
+    return ProcessPoolExecutor(max_workers=workers, initializer=_start_worker, initargs=(verbose,))
+
+
+def _start_worker(verbose: bool) -> None:
+    """Once per worker process: its logging and its (process-wide) memory settings."""
+    configure_logging(verbose=verbose)
+    bound_arrow_memory()
 
 
 def _worker_died(source: Storage, info: ObjectInfo) -> IngestResult:
@@ -612,9 +617,18 @@ def _worker_died(source: Storage, info: ObjectInfo) -> IngestResult:
 def _ingest_in_worker(
     source_access: SourceAccess, lake_root: str, info: ObjectInfo, aliases: dict[str, str]
 ) -> IngestResult:
-    # Storages are opened per process: an S3 client must not cross a fork.
-    bound_arrow_memory()
-    return _ingest_safely(source_access.open(), open_storage(lake_root), info, aliases, None)
+    source, lake = worker_storages(source_access, lake_root)
+    return _ingest_safely(source, lake, info, aliases, None)
+
+
+@functools.lru_cache(maxsize=1)
+def worker_storages(source_access: SourceAccess, lake_root: str) -> tuple[Storage, Storage]:
+    """The source and lake of a worker process (a pool worker, a warm Lambda container), opened
+    on its first file and reused for the rest: an S3 source costs two clients and, with a role,
+    an AssumeRole (its credentials refresh themselves), which a backlog of thousands of files
+    should not repeat per file. The CLI's own process never calls this, so no client is ever
+    inherited across a fork."""
+    return source_access.open(), open_storage(lake_root)
 
 
 def _ingest_safely(

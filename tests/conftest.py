@@ -8,6 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from ingest.pipeline import worker_storages
 from tests.support import moto
 
 
@@ -25,7 +26,9 @@ def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     for key, value in moto.aws_env(moto_endpoint).items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
+    worker_storages.cache_clear()  # clients a handler cached belong to the previous test
     yield moto_endpoint
+    worker_storages.cache_clear()
 
 
 @pytest.fixture

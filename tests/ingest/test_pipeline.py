@@ -296,3 +296,28 @@ def test_progress_bar_draws_only_on_a_terminal() -> None:
         bar.close()
     assert "50%" in terminal.getvalue() and "1/2 files" in terminal.getvalue()
     assert pipe.getvalue() == ""
+
+
+def test_a_worker_process_opens_its_storages_once_for_all_its_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An S3 source costs clients and an AssumeRole: not once per file of a long backlog."""
+    source, lake = tmp_path / "source", tmp_path / "lake"
+    for n in range(3):
+        write_log(source / f"f{n}.csv.gz", MULTI_HOUR)
+    opened: list[str] = []
+    real_open = SourceAccess.open
+
+    def counting_open(self: SourceAccess) -> Storage:
+        opened.append(self.uri)
+        return real_open(self)
+
+    monkeypatch.setattr(SourceAccess, "open", counting_open)
+    pipeline.worker_storages.cache_clear()
+    access = SourceAccess(str(source))
+    infos = list(LocalStorage(source).list())
+    results = [pipeline._ingest_in_worker(access, str(lake), info, {}) for info in infos]
+    pipeline.worker_storages.cache_clear()
+
+    assert [r.status for r in results] == ["ok"] * 3
+    assert opened == [str(source)]
