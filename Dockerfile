@@ -1,5 +1,5 @@
 # One image, three uses, each choosing its own entry point:
-#   ingest Lambdas   python -m awslambdaric ingest.aws_handlers.{planner,worker}_handler  (infra stack)
+#   ingest Lambdas   python -m awslambdaric ingest.aws_lambda.{planner,worker}_handler  (infra stack)
 #   dbt on Fargate   dbt build --target athena                                         (task definition)
 #   names on Fargate b2p dimensions --lake s3://… --secret-id …                        (task definition)
 # Build for the architecture the stack declares (X86_64):

@@ -23,8 +23,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.sample_files import CONTRACT_ORDER
-from ingest.sample_world import USER_AGENTS
+from ingest.sample.files import CONTRACT_ORDER
+from ingest.sample.world import USER_AGENTS
 
 HOUR_START_MS = 1_793_520_000_000  # 2026-11-01T08:00:00Z
 MS_PER_HOUR = 3_600_000

@@ -1,7 +1,8 @@
 """The `b2p` command line: one subcommand per module, wired here and nowhere else.
 
 Each subcommand module exposes `add_arguments(parser)` and `run(args) -> int`; the exit status
-convention is 0 = all good, 2 = finished but some input was quarantined, 1 = could not run.
+convention (`ingest.errors`) is 0 = all good, 2 = finished but some input was quarantined,
+1 = could not run.
 """
 
 from __future__ import annotations
@@ -13,22 +14,18 @@ import os
 import sys
 from collections.abc import Sequence
 
-from ingest.errors import UserError
-from ingest.logs import configure_logging
+from ingest.errors import EXIT_FAILED, EXIT_OK, UserError
+from ingest.structured_logging import configure_logging
 
 # subcommand name -> (module, one-line help). Only the invoked subcommand's module is imported:
 # an ingest worker does not pay for DuckDB or boto3 it never uses (~15 MB of RSS), and
 # `b2p --help` stays fast.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "sample": ("ingest.sample", "generate synthetic FreeWheel v4 logs with ground truth"),
-    "ingest": ("ingest.pipeline", "copy v4 log files into the partitioned Parquet lake"),
-    "dimensions": ("ingest.dimensions", "fetch site/site section/series names from the API"),
+    "sample": ("ingest.sample.command", "generate synthetic FreeWheel v4 logs with ground truth"),
+    "ingest": ("ingest.logs.command", "copy v4 log files into the partitioned Parquet lake"),
+    "dimensions": ("ingest.names.command", "fetch site/site section/series names from the API"),
     "report": ("ingest.report", "print the capacity summary from the local warehouse"),
 }
-
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_QUARANTINED = 2
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:

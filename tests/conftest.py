@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ingest.pipeline import worker_storages
+from ingest.logs.runner import worker_storages
 from tests.support import moto
 
 

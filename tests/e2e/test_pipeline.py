@@ -19,7 +19,7 @@ import duckdb
 import pytest
 
 from ingest.cli import main as b2p
-from ingest.contract import CONTRACT
+from ingest.logs.contract import CONTRACT
 from tests.e2e.ground_truth import GRAINS, differences, read_ground_truth, read_relation
 from tests.support.dbt import DbtProject
 

@@ -20,7 +20,7 @@ import pytest
 
 from tests.infra.cfn import TEMPLATE_PATH
 
-HANDLERS_MODULE = "ingest.aws_handlers"
+HANDLERS_MODULE = "ingest.aws_lambda"
 STACK = "b2p-test"
 SOURCE_BUCKET = "freewheel-delivery"
 SOURCE_PREFIX = "v4/"

@@ -113,7 +113,7 @@ def test_dimension_tables(template: dict[str, Any], entity: str) -> None:
 
 
 def test_dimension_columns_match_the_snapshot_writer(template: dict[str, Any]) -> None:
-    from ingest.dimension_snapshots import DIMENSION_SCHEMAS
+    from ingest.names.snapshots import DIMENSION_SCHEMAS
 
     arrow_to_hive = {"int64": "bigint", "string": "string"}
     for entity, schema in DIMENSION_SCHEMAS.items():
@@ -200,7 +200,7 @@ def test_queue_redrives_to_the_dead_letter_queue(template: dict[str, Any]) -> No
 def test_worker_is_an_image_sized_for_one_large_file(template: dict[str, Any]) -> None:
     worker = props(template, "WorkerFunction")
     assert worker["PackageType"] == "Image"
-    assert worker["ImageConfig"]["Command"] == ["ingest.aws_handlers.worker_handler"]
+    assert worker["ImageConfig"]["Command"] == ["ingest.aws_lambda.worker_handler"]
     assert worker["Timeout"] == 900
     assert worker["MemorySize"] == {"Ref": "WorkerMemoryMb"}
     assert worker["ReservedConcurrentExecutions"] == {"Ref": "WorkerReservedConcurrency"}
@@ -211,7 +211,7 @@ def test_worker_is_an_image_sized_for_one_large_file(template: dict[str, Any]) -
 
 def test_planner_runs_on_its_schedule(template: dict[str, Any]) -> None:
     assert props(template, "PlannerFunction")["ImageConfig"]["Command"] == [
-        "ingest.aws_handlers.planner_handler"
+        "ingest.aws_lambda.planner_handler"
     ]
     rule = props(template, "PlannerScheduleRule")
     assert rule["ScheduleExpression"] == {"Ref": "IngestSchedule"}

@@ -1,0 +1,13 @@
+"""Log ingest: FreeWheel v4 log files into the partitioned Parquet lake (`b2p ingest`).
+
+contract   the columns a file must have, header matching, aliases
+values     raw strings to typed lake columns, per-row problems
+reader     streamed decompression, record-boundary blocks, exact line numbers
+writers    Parquet per event hour and the rejects file, invisible until committed
+lake       the lake's layout, the ingest log and the commit protocol (VersionCommit)
+attempt    one source version read, validated and committed (ingest_object)
+runner     the plan and the fan-out over files (in process or a worker pool)
+runtime    process-wide memory settings of an ingest process
+progress   the progress bar
+command    the `b2p ingest` command
+"""

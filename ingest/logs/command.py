@@ -1,0 +1,167 @@
+"""`b2p ingest`: copy v4 log files from a source into the partitioned Parquet lake.
+
+The command checks its arguments, sweeps what killed runs left, plans (`ingest.logs.runner.plan`),
+runs the attempts and reports: one line per file and a summary. The exit status is 0 when every
+file was ingested or skipped, 2 when some were quarantined, 1 when some failed (`ingest.errors`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from dataclasses import dataclass
+
+from ingest.errors import EXIT_FAILED, EXIT_OK, EXIT_QUARANTINED, UserError
+from ingest.logs.attempt import (
+    STATUS_CHANGED,
+    STATUS_OK,
+    STATUS_QUARANTINED,
+    IngestResult,
+    log_result,
+)
+from ingest.logs.contract import load_aliases
+from ingest.logs.lake import IngestLog
+from ingest.logs.progress import ProgressBar
+from ingest.logs.runner import SourceAccess, ingest_all, plan
+from ingest.logs.runtime import bound_arrow_memory
+from ingest.storage import Storage, open_storage
+
+log = logging.getLogger(__name__)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--source", required=True, help="folder (or s3://bucket/prefix) holding the v4 log files"
+    )
+    parser.add_argument(
+        "--lake",
+        default=os.environ.get("B2P_LAKE", "lake"),
+        help="lake root: folder or s3://bucket/prefix (default: $B2P_LAKE or ./lake)",
+    )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="files processed in parallel (default 1)"
+    )
+    parser.add_argument(
+        "--column-aliases",
+        metavar="FILE",
+        help="JSON object or two-column CSV mapping other header names to contract columns",
+    )
+    parser.add_argument(
+        "--source-role-arn",
+        default=os.environ.get("B2P_SOURCE_ROLE_ARN") or None,
+        help="IAM role to assume for reading an S3 source, e.g. one in FreeWheel's account "
+        "(default: $B2P_SOURCE_ROLE_ARN); the lake is written with your own credentials",
+    )
+    parser.add_argument(
+        "--source-external-id",
+        default=os.environ.get("B2P_SOURCE_EXTERNAL_ID") or None,
+        help="external id the source role requires (default: $B2P_SOURCE_EXTERNAL_ID)",
+    )
+    parser.add_argument(
+        "--retry-quarantined",
+        action="store_true",
+        help="process quarantined versions again (e.g. after fixing --column-aliases)",
+    )
+
+
+@dataclass
+class RunSummary:
+    ingested: int = 0
+    skipped: int = 0
+    changed: int = 0
+    quarantined: int = 0
+    failed: int = 0
+    rows_read: int = 0
+    rows_written: int = 0
+    rows_rejected: int = 0
+    uncompressed_bytes: int = 0
+
+    def add(self, result: IngestResult) -> None:
+        if result.status == STATUS_OK:
+            self.ingested += 1
+        elif result.status == STATUS_QUARANTINED:
+            self.quarantined += 1
+        elif result.status == STATUS_CHANGED:
+            self.changed += 1
+        else:
+            self.failed += 1
+        self.rows_read += result.rows_read
+        self.rows_written += result.rows_written
+        self.rows_rejected += result.rows_rejected
+        self.uncompressed_bytes += result.uncompressed_bytes
+
+    def exit_status(self) -> int:
+        if self.failed:
+            return EXIT_FAILED
+        return EXIT_QUARANTINED if self.quarantined else EXIT_OK
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.workers < 1:
+        raise UserError("--workers must be 1 or more")
+    bound_arrow_memory()
+    aliases = load_aliases(args.column_aliases) if args.column_aliases else {}
+    source_access = SourceAccess(args.source, args.source_role_arn, args.source_external_id)
+    source = source_access.open()
+    lake = open_storage(args.lake)
+    logged = IngestLog(lake).logged_versions()  # the one LIST of the log this run makes
+    _sweep_leftovers_of_killed_runs(lake, logged)
+    todo, skipped = plan(source, lake, retry_quarantined=args.retry_quarantined, logged=logged)
+    summary = RunSummary(skipped=skipped)
+    progress = ProgressBar(sum(info.size for info in todo), len(todo))
+    clock = time.monotonic()
+    try:
+        results = ingest_all(
+            source_access, source, lake, todo, aliases, args.workers, progress.advance
+        )
+        for result in results:
+            summary.add(result)
+            progress.clear()
+            log_result(result, lake)
+            progress.file_done()
+    finally:
+        progress.close()
+        _log_summary(summary, time.monotonic() - clock)  # also when the run is cut short
+    return summary.exit_status()
+
+
+def _sweep_leftovers_of_killed_runs(lake: Storage, logged: set[tuple[str, str]]) -> None:
+    """Temp files and settled intent records a killed run left (see `ingest.logs.lake`)."""
+    temp_files = lake.sweep_temp_files()
+    intents = IngestLog(lake).remove_settled_intents(logged)
+    if temp_files or intents:
+        log.info(
+            "removed what an interrupted run left: %d temp file(s), %d intent record(s)",
+            temp_files,
+            intents,
+            extra={"fields": {"temp_files_removed": temp_files, "intents_removed": intents}},
+        )
+
+
+def _log_summary(summary: RunSummary, seconds: float) -> None:
+    megabytes = summary.uncompressed_bytes / 1e6
+    fields = {
+        "files_ingested": summary.ingested,
+        "files_skipped": summary.skipped,
+        "files_changed": summary.changed,
+        "files_quarantined": summary.quarantined,
+        "files_failed": summary.failed,
+        "rows_read": summary.rows_read,
+        "rows_written": summary.rows_written,
+        "rows_rejected": summary.rows_rejected,
+        "mb_uncompressed": round(megabytes, 1),
+        "mb_per_second": round(megabytes / seconds, 1) if seconds > 0 else None,
+        "seconds": round(seconds, 2),
+    }
+    message = (
+        f"done: {summary.ingested} file(s) ingested, {summary.skipped} already ingested, "
+        f"{summary.changed} changed while listed, {summary.quarantined} quarantined, "
+        f"{summary.failed} failed; rows "
+        f"{summary.rows_read} read = {summary.rows_written} written + "
+        f"{summary.rows_rejected} rejected"
+    )
+    if summary.quarantined:
+        message += "; see _ingest/quarantine/ in the lake for what to fix"
+    log.info(message, extra={"fields": fields})

@@ -1,0 +1,368 @@
+"""Typing and validation: a block of raw strings becomes the typed lake columns of the contract.
+
+`validate_block` works vectorised with pyarrow.compute and says for every row which column failed
+and why (so the row is rejected). Value rules: surrounding whitespace is ignored for typed
+values, an empty value is null, a required column must not be empty, strings are stored as
+given, doubles must be finite, and event_time must lie in [1970-01-01 00:00:00,
+2100-01-01 00:00:00) UTC. Unknown columns become `extra_columns`, a JSON object
+{normalised header: raw value}.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ingest.logs.contract import CONTRACT, Column, HeaderMapping
+
+TIME_FORMATS_HINT = (
+    "expected epoch seconds (e.g. 1717243200 or 1717243200.25), 'YYYY-MM-DD HH:MM:SS[.fff]' "
+    "or ISO-8601 like 2024-06-01T12:00:00Z / 2024-06-01T14:00:00+02:00"
+)
+
+
+# Regexes are anchored and applied to whitespace-trimmed values.
+_BIGINT = r"^[+-]?[0-9]{1,19}$"
+_DOUBLE = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+_EPOCH = r"^(?P<seconds>[0-9]{1,12})(?:\.(?P<fraction>[0-9]*))?$"
+_DATETIME = (
+    r"^(?P<date>[0-9]{4}-[0-9]{2}-[0-9]{2})[ Tt](?P<time>[0-9]{2}:[0-9]{2}:[0-9]{2})"
+    r"(?:\.(?P<fraction>[0-9]+))?"
+    r"(?:(?P<utc>[Zz])|(?P<sign>[+-])(?P<off_h>[0-9]{2}):?(?P<off_m>[0-9]{2})?)?$"
+)
+_MS_PER_SECOND = 1000
+_MS_PER_MINUTE = 60_000
+_MS_PER_HOUR = 3_600_000
+# event_time must lie in [1970-01-01 00:00:00, 2100-01-01 00:00:00) UTC: the lake partitions by
+# hour and Python's datetime cannot hold every parseable value (year 0, year 10000, ...)
+EVENT_TIME_MIN_MS = 0
+EVENT_TIME_END_MS = 4_102_444_800_000  # 2100-01-01T00:00:00Z, exclusive
+EVENT_TIME_RANGE_REASON = "is out of range (1970-01-01 .. 2099-12-31)"
+NOT_FINITE_REASON = "is not a finite number"
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Why the values of one column fail on some rows (`mask` true = row fails)."""
+
+    column: str
+    mask: pa.Array  # boolean, no nulls
+    reason: str
+
+
+@dataclass(frozen=True)
+class ValidatedBlock:
+    columns: dict[str, pa.Array]  # every contract column + extra_columns, all rows
+    problems: list[Problem]  # in contract order; a row may fail in several
+
+    def failed_mask(self) -> pa.Array | None:
+        """True for rows with any problem; None when every row is good."""
+        mask = None
+        for problem in self.problems:
+            mask = problem.mask if mask is None else pc.or_(mask, problem.mask)
+        return mask
+
+
+def validate_block(raw: Sequence[pa.Array], mapping: HeaderMapping) -> ValidatedBlock:
+    """Typed contract columns and per-row problems for raw string columns (file order)."""
+    length = len(raw[0]) if raw else 0
+    columns: dict[str, pa.Array] = {}
+    problems: list[Problem] = []
+    for column in CONTRACT:
+        position = mapping.contract_positions.get(column.name)
+        if position is None:
+            columns[column.name] = pa.nulls(length, column.type)
+            continue
+        values, column_problems = parse_column(column, raw[position])
+        columns[column.name] = values
+        problems.extend(column_problems)
+    columns["extra_columns"] = extra_columns_json(
+        [(name, raw[position]) for name, position in mapping.extra_positions.items()], length
+    )
+    return ValidatedBlock(columns, problems)
+
+
+def parse_column(column: Column, raw: pa.Array) -> tuple[pa.Array, list[Problem]]:
+    """Values of one column and the rows where they fail, if any."""
+    nullable = empty_as_null(raw)
+    if pa.types.is_string(column.type):
+        values = nullable
+    else:
+        clean = _parse_clean(column.type, nullable)
+        if clean is None:
+            return _parse_carefully(column, raw)
+        values = clean
+    if not column.required:
+        return values, []
+    problem = _problem(column, pc.is_null(values), "is empty but required")
+    return values, [problem] if problem else []
+
+
+def empty_as_null(raw: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """The strings with "" as null, sharing the value buffers (only a validity bitmap is new)."""
+    if isinstance(raw, pa.ChunkedArray):
+        return pa.chunked_array([_chunk_empty_as_null(chunk) for chunk in raw.chunks], raw.type)
+    return _chunk_empty_as_null(raw)
+
+
+def _chunk_empty_as_null(raw: pa.Array) -> pa.Array:
+    present = pc.not_equal(raw, "")
+    missing = len(raw) - present.true_count
+    if missing == 0:
+        return raw
+    if raw.offset != 0 or raw.null_count or present.offset != 0:
+        return pc.if_else(present, raw, pa.scalar(None, raw.type))
+    _, offsets, data = raw.buffers()
+    validity = present.buffers()[1]
+    return pa.Array.from_buffers(raw.type, len(raw), [validity, offsets, data], missing)
+
+
+def _parse_clean(target: pa.DataType, nullable: pa.Array) -> pa.Array | None:
+    """Fast path for the usual case: every value in one canonical form, no stray whitespace.
+
+    Returns None when any value needs the careful path. It accepts a subset of what the
+    careful path accepts, with the same results, so a row's fate never depends on its block.
+    """
+    if pa.types.is_timestamp(target):
+        return _event_time_clean(nullable)
+    try:
+        values = pc.cast(nullable, target)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    if pa.types.is_floating(target) and not _all(pc.is_finite(values)):
+        return None  # nan/inf: the careful path rejects them
+    return values
+
+
+def _event_time_clean(nullable: pa.Array) -> pa.Array | None:
+    sample = _first_value(nullable)
+    if sample is None:
+        return None
+    for shape, guard, parse in _CLEAN_TIME_FORMATS:
+        if re.match(shape, sample):
+            if not _all(pc.match_substring_regex(nullable, guard)):
+                return None
+            try:
+                values = parse(nullable)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                return None  # e.g. Feb 30: let the careful path say which row
+            if not _all(_event_time_in_range(values)):
+                return None  # the careful path says which rows are out of range
+            return values
+    return None
+
+
+def _event_time_in_range(values: pa.Array) -> pa.Array:
+    """True where a timestamp lies in the accepted range; null where it is null."""
+    as_ms = pc.cast(values, pa.int64())
+    return pc.and_(pc.greater_equal(as_ms, EVENT_TIME_MIN_MS), pc.less(as_ms, EVENT_TIME_END_MS))
+
+
+def _epoch_clean(values: pa.Array) -> pa.Array:
+    # ≤ 12 integer + 3 fraction digits fit a double exactly enough that rounding gives the ms
+    milliseconds = pc.round(pc.multiply(pc.cast(values, pa.float64()), float(_MS_PER_SECOND)))
+    return pc.cast(pc.cast(milliseconds, pa.int64()), pa.timestamp("ms"))
+
+
+def _wall_clean(values: pa.Array) -> pa.Array:
+    return pc.cast(values, pa.timestamp("ms"))
+
+
+def _zoned_clean(values: pa.Array) -> pa.Array:
+    utc = pc.cast(values, pa.timestamp("ms", tz="UTC"))
+    return pc.cast(pc.cast(utc, pa.int64()), pa.timestamp("ms"))
+
+
+_CLEAN_WALL = r"[0-9]{4}-[0-9]{2}-[0-9]{2}[ T][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,3})?"
+_CLEAN_TIME_FORMATS: tuple[tuple[str, str, Callable[[pa.Array], pa.Array]], ...] = (
+    (r"^[0-9]+(\.[0-9]*)?$", r"^[0-9]{1,12}(\.[0-9]{1,3})?$", _epoch_clean),
+    (_CLEAN_WALL + "$", "^" + _CLEAN_WALL + "$", _wall_clean),
+    (
+        _CLEAN_WALL + r"(Z|[+-][0-9]{2}:?[0-9]{2})$",
+        "^" + _CLEAN_WALL + r"(Z|[+-][0-9]{2}:?[0-9]{2})$",
+        _zoned_clean,
+    ),
+)
+
+
+def _first_value(values: pa.Array) -> str | None:
+    for index in range(min(len(values), 64)):
+        value = values[index].as_py()
+        if value is not None:
+            return value
+    return None
+
+
+def _all(mask: pa.Array) -> bool:
+    return bool(pc.all(mask, min_count=0).as_py())
+
+
+def _parse_carefully(column: Column, raw: pa.Array) -> tuple[pa.Array, list[Problem]]:
+    """Any accepted form, surrounding whitespace ignored, and which rows fail and why."""
+    text = pc.utf8_trim_whitespace(raw)
+    empty = pc.equal(text, "")
+    # parsed, but not acceptable: rejected with its own reason, stored as null
+    unacceptable: pa.Array | None = None
+    unacceptable_reason = ""
+    if pa.types.is_timestamp(column.type):
+        values = parse_event_time(text)
+        reason = f"is not a timestamp ({TIME_FORMATS_HINT})"
+        unacceptable = pc.invert(_event_time_in_range(values))
+        unacceptable_reason = EVENT_TIME_RANGE_REASON
+    elif pa.types.is_integer(column.type):
+        values = _parse_bigint(text)
+        reason = "is not a whole number (bigint)"
+    else:
+        values = _cast_matching(text, _DOUBLE, pa.float64())
+        reason = "is not a number"
+        unacceptable = pc.invert(pc.is_finite(values))  # e.g. 1e400 overflows to inf
+        unacceptable_reason = NOT_FINITE_REASON
+    unparseable = pc.and_(pc.invert(empty), pc.is_null(values))
+    problems: list[Problem | None] = [_problem(column, unparseable, reason)]
+    if unacceptable is not None:
+        unacceptable = pc.fill_null(unacceptable, False)  # unparseable rows are counted above
+        values = pc.if_else(unacceptable, pa.scalar(None, values.type), values)
+        problems.append(_problem(column, unacceptable, unacceptable_reason))
+    if column.required:
+        problems.append(_problem(column, empty, "is empty but required"))
+    return values, [problem for problem in problems if problem is not None]
+
+
+def _parse_bigint(text: pa.Array) -> pa.Array:
+    """Whole numbers within int64; anything out of range is null (rejected), never wrapped."""
+    as_decimal = _cast_matching(text, _BIGINT, pa.decimal128(19, 0))
+    in_range = pc.and_(
+        pc.greater_equal(as_decimal, pa.scalar(Decimal(-(2**63)), pa.decimal128(19, 0))),
+        pc.less_equal(as_decimal, pa.scalar(Decimal(2**63 - 1), pa.decimal128(19, 0))),
+    )
+    return pc.cast(pc.if_else(in_range, as_decimal, pa.scalar(None, as_decimal.type)), pa.int64())
+
+
+def _problem(column: Column, mask: pa.Array | None, reason: str) -> Problem | None:
+    if mask is None or not pc.any(mask).as_py():
+        return None
+    return Problem(column.name, mask, reason)
+
+
+def _cast_matching(text: pa.Array, pattern: str, target: pa.DataType) -> pa.Array:
+    matches = pc.match_substring_regex(text, pattern)
+    only_valid = pc.if_else(matches, text, pa.scalar(None, pa.string()))
+    return pc.cast(only_valid, target)
+
+
+def parse_event_time(text: pa.Array) -> pa.Array:
+    """Timestamps (UTC, ms) for trimmed strings in any accepted format; null where none matches."""
+    epoch = pc.extract_regex(text, _EPOCH)
+    epoch_ms = pc.add(
+        pc.multiply(pc.cast(pc.struct_field(epoch, "seconds"), pa.int64()), _MS_PER_SECOND),
+        _fraction_ms(pc.struct_field(epoch, "fraction")),
+    )
+    epoch_ms = pc.if_else(pc.is_valid(epoch), epoch_ms, pa.scalar(None, pa.int64()))
+
+    parts = pc.extract_regex(text, _DATETIME)
+    wall = pc.binary_join_element_wise(
+        pc.struct_field(parts, "date"), pc.struct_field(parts, "time"), "T"
+    )
+    wall_seconds = pc.strptime(wall, format="%Y-%m-%dT%H:%M:%S", unit="s", error_is_null=True)
+    # strptime rolls impossible dates over (Feb 30 → Mar 1); a round trip catches them
+    round_trip = pc.equal(pc.strftime(wall_seconds, format="%Y-%m-%dT%H:%M:%S"), wall)
+    wall_seconds = pc.if_else(round_trip, wall_seconds, pa.scalar(None, wall_seconds.type))
+    wall_ms = pc.add(
+        pc.multiply(pc.cast(wall_seconds, pa.int64()), _MS_PER_SECOND),
+        _fraction_ms(pc.struct_field(parts, "fraction")),
+    )
+    utc_ms = pc.subtract(wall_ms, _offset_ms(parts))
+    utc_ms = pc.if_else(pc.is_valid(parts), utc_ms, pa.scalar(None, pa.int64()))
+
+    return pc.cast(pc.coalesce(epoch_ms, utc_ms), pa.timestamp("ms"))
+
+
+def _fraction_ms(fraction: pa.Array) -> pa.Array:
+    """'' → 0, '5' → 500, '123456' → 123 (sub-millisecond digits are truncated)."""
+    padded = pc.utf8_rpad(pc.if_else(pc.equal(fraction, ""), "0", fraction), width=3, padding="0")
+    return pc.cast(pc.utf8_slice_codeunits(padded, 0, 3), pa.int64())
+
+
+def _offset_ms(parts: pa.Array) -> pa.Array:
+    """The UTC offset of each value in ms (0 for Z or no offset)."""
+    hours = pc.struct_field(parts, "off_h")
+    minutes = pc.struct_field(parts, "off_m")
+    hours_ms = pc.multiply(
+        pc.cast(pc.if_else(pc.equal(hours, ""), "0", hours), pa.int64()), _MS_PER_HOUR
+    )
+    minutes_ms = pc.multiply(
+        pc.cast(pc.if_else(pc.equal(minutes, ""), "0", minutes), pa.int64()), _MS_PER_MINUTE
+    )
+    magnitude = pc.add(hours_ms, minutes_ms)
+    negative = pc.equal(pc.struct_field(parts, "sign"), "-")
+    return pc.if_else(negative, pc.negate(magnitude), magnitude)
+
+
+def extra_columns_json(extras: Sequence[tuple[str, pa.Array]], length: int) -> pa.Array:
+    """One JSON object string per row of the unknown columns; null when the file has none.
+
+    Each column becomes a `"name":value` member per row, joined vectorised. Extra columns are
+    usually low-cardinality (user agents, segments, server names), so a member is encoded once
+    per distinct value with json.dumps and spread to the rows with a take — one hash pass
+    instead of several regex and replace passes over every row.
+    """
+    if not extras:
+        return pa.nulls(length, pa.string())
+    pieces: list[pa.Array | str] = []
+    for index, (name, values) in enumerate(extras):
+        key = ("{" if index == 0 else ",") + json.dumps(name) + ":"
+        pieces.append(_json_members(key, _as_array(values)))
+    pieces.append("}")
+    return pc.binary_join_element_wise(*pieces, "")
+
+
+# above this share of distinct values a column is encoded row by row (vectorised) instead
+_DISTINCT_SHARE_FOR_DICTIONARY = 0.25
+_AWKWARD_CHARACTERS = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
+
+
+def _as_array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    if isinstance(values, pa.ChunkedArray):
+        return values.combine_chunks()
+    return values
+
+
+def _json_value(value: str) -> str:
+    return json.dumps(value, ensure_ascii=False) if value else "null"
+
+
+def _json_members(key: str, values: pa.Array) -> pa.Array:
+    """`key` + the JSON of each row's value (`null` for an empty one)."""
+    encoded = pc.dictionary_encode(values)
+    distinct = encoded.dictionary
+    if len(distinct) > max(64, _DISTINCT_SHARE_FOR_DICTIONARY * len(values)):
+        return _json_members_row_by_row(key, values)
+    members = pa.array([key + _json_value(value) for value in distinct.to_pylist()], pa.string())
+    return members.take(encoded.indices)
+
+
+def _json_members_row_by_row(key: str, values: pa.Array) -> pa.Array:
+    quoted = pc.binary_join_element_wise('"', _json_escape(values), '"', "")
+    members = pc.binary_join_element_wise(key, pc.if_else(pc.equal(values, ""), "null", quoted), "")
+    awkward = pc.match_substring_regex(values, _AWKWARD_CHARACTERS)
+    if not pc.any(awkward).as_py():
+        return members
+    # control characters other than tab/CR/LF (rare): json.dumps writes them as \u00XX
+    rows = pc.indices_nonzero(awkward)
+    fixed = [key + _json_value(value) for value in values.take(rows).to_pylist()]
+    return pc.replace_with_mask(members, awkward, pa.array(fixed, pa.string()))
+
+
+def _json_escape(values: pa.Array) -> pa.Array:
+    if not pc.any(pc.match_substring_regex(values, r'["\\\n\r\t]')).as_py():
+        return values  # the usual case: one scan instead of five replacements
+    escaped = pc.replace_substring(values, "\\", "\\\\")
+    for raw, replacement in (('"', '\\"'), ("\n", "\\n"), ("\r", "\\r"), ("\t", "\\t")):
+        escaped = pc.replace_substring(escaped, raw, replacement)
+    return escaped
