@@ -13,13 +13,14 @@ export B2P_DUCKDB_PATH ?= $(DEMO_DIR)/warehouse.duckdb
 SAMPLE_DIR := $(DEMO_DIR)/sample
 DBT := $(BIN)/dbt --no-use-colors
 
-.PHONY: help install demo test lint format athena-check bench image clean
+.PHONY: help install demo test lint format contract athena-check bench image clean
 
 help:
 	@echo "make demo          sample logs -> ingest -> dbt build -> capacity summary (local, DuckDB)"
 	@echo "make test          lint + every test (unit, end-to-end, dbt build, Athena conformance, infra)"
 	@echo "make athena-check  compile the dbt project for Athena offline and check it (part of make test)"
 	@echo "make bench         ingest and dbt benchmarks (prints figures; not part of make test)"
+	@echo "make contract      rewrite the files derived from the log contract (ingest/logs/contract.py)"
 	@echo "make image         build the ingest/dbt container image (needs a docker engine)"
 	@echo "make clean         remove the demo's lake, warehouse, sample logs and dbt artefacts"
 
@@ -50,6 +51,11 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+# The log contract is declared once, in ingest/logs/contract.py; this rewrites every file that
+# restates it (the Glue table in the stack, the dbt source, the DDL macro's columns, the README).
+contract: $(STAMP)
+	$(BIN)/python -m ingest.logs.contract_files
 
 test: lint
 	$(BIN)/pytest -q

@@ -33,19 +33,14 @@ import time
 from pathlib import Path
 
 from benchmarks.machine import machine_info
+from ingest.logs.contract import CONTRACT
+from tests.support.dbt_models import mart_names
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "benchmarks" / "results"
 CACHE = ROOT / ".bench"
 BIN = Path(sys.executable).parent
-MARTS = (
-    "capacity_preroll",
-    "capacity_midroll",
-    "capacity_overlay",
-    "capacity_by_site",
-    "capacity_by_site_section",
-    "capacity_by_series",
-)
+MARTS = mart_names()
 METRICS = ("slot_impressions", "ad_impressions", "capacity_seconds", "monetized_seconds")
 
 
@@ -117,7 +112,13 @@ class Warehouse:
 
 
 def run_by_hand(lake: Path, database: Path) -> float:
-    script = (ROOT / "benchmarks" / "marts_by_hand.sql").read_text().replace("{lake}", str(lake))
+    columns = ", ".join(column.name for column in CONTRACT)
+    script = (
+        (ROOT / "benchmarks" / "marts_by_hand.sql")
+        .read_text()
+        .replace("{lake}", str(lake))
+        .replace("{contract_columns}", columns)
+    )
     code = "import duckdb, sys; duckdb.connect(sys.argv[1]).execute(sys.stdin.read())"
     clock = time.perf_counter()
     subprocess.run([sys.executable, "-c", code, str(database)], input=script, text=True, check=True)

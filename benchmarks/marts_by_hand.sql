@@ -1,15 +1,12 @@
 -- The six capacity marts computed by hand in one DuckDB script: the floor the dbt build is
--- compared with (benchmarks/dbt_bench.py). Same definitions as the dbt models (DESIGN.md §3):
+-- compared with (benchmarks/dbt_bench.py). Same definitions as the dbt models (models/docs.md):
 -- exact duplicates once, a slot's earliest slotImpression, monetized = a sales type not in the
 -- not-monetized seed, capacity = max_slot_duration or the delivered seconds, orphan ads out.
--- {lake} is replaced by the lake folder.
+-- {lake} is replaced by the lake folder, {contract_columns} by the log contract's columns.
 
 create or replace temp table slots as
 with events as (
-    select distinct
-        transaction_id, event_name, event_time, slot_id, time_position_class, site_id,
-        site_section_id, series_id, video_asset_id, network_id, ad_id, creative_id,
-        max_slot_duration, ad_duration, sales_type, event_date, event_hour
+    select distinct {contract_columns}, event_date, event_hour
     from read_parquet('{lake}/v4_events/*/*/*.parquet', hive_partitioning = true)
 ),
 first_impressions as (

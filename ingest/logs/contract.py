@@ -28,39 +28,95 @@ class Column:
     name: str
     type: pa.DataType
     required: bool
+    description: str  # for the dbt source, the README and the Glue catalog
 
 
 CONTRACT: tuple[Column, ...] = (
-    Column("transaction_id", pa.string(), True),
-    Column("event_name", pa.string(), True),
-    Column("event_time", pa.timestamp("ms"), True),
-    Column("slot_id", pa.string(), True),
-    Column("time_position_class", pa.string(), True),
-    Column("site_id", pa.int64(), False),
-    Column("site_section_id", pa.int64(), False),
-    Column("series_id", pa.int64(), False),
-    Column("video_asset_id", pa.int64(), False),
-    Column("network_id", pa.int64(), False),
-    Column("ad_id", pa.int64(), False),
-    Column("creative_id", pa.int64(), False),
-    Column("max_slot_duration", pa.float64(), False),
-    Column("ad_duration", pa.float64(), False),
-    Column("sales_type", pa.string(), False),
+    Column("transaction_id", pa.string(), True, "One ad request."),
+    Column(
+        "event_name",
+        pa.string(),
+        True,
+        "`slotImpression` (an ad break, the slot, started) or `defaultImpression` (an ad "
+        "started); other events are kept but unused; any case.",
+    ),
+    Column(
+        "event_time",
+        pa.timestamp("ms"),
+        True,
+        "When the event happened, UTC: epoch seconds (`1717243200`, `1717243200.25`), "
+        "`YYYY-MM-DD HH:MM:SS[.fff]` or ISO-8601 (`T`, optional `Z` or `±HH:MM`); "
+        "1970-01-01 .. 2099-12-31, anything else rejects the row.",
+    ),
+    Column("slot_id", pa.string(), True, "The slot's custom id, unique within a transaction."),
+    Column(
+        "time_position_class",
+        pa.string(),
+        True,
+        "PREROLL, MIDROLL, PAUSE_MIDROLL, POSTROLL, OVERLAY, DISPLAY, … in any case.",
+    ),
+    Column("site_id", pa.int64(), False, "FreeWheel site id."),
+    Column("site_section_id", pa.int64(), False, "FreeWheel site section id."),
+    Column("series_id", pa.int64(), False, "FreeWheel series id."),
+    Column("video_asset_id", pa.int64(), False, "FreeWheel video asset id."),
+    Column("network_id", pa.int64(), False, "FreeWheel network id."),
+    Column("ad_id", pa.int64(), False, "FreeWheel ad id (ad rows)."),
+    Column("creative_id", pa.int64(), False, "FreeWheel creative id (ad rows)."),
+    Column(
+        "max_slot_duration",
+        pa.float64(),
+        False,
+        "Seconds the slot can hold (slotImpression rows); a finite number (`1e400` rejects "
+        "the row).",
+    ),
+    Column("ad_duration", pa.float64(), False, "Seconds of the ad (defaultImpression rows)."),
+    Column(
+        "sales_type",
+        pa.string(),
+        False,
+        "How the ad was sold, as delivered: HOUSE, PROMO, FILLER, DEFAULT or empty mean not "
+        "monetized (the seed `not_monetized_sales_types`).",
+    ),
+)
+
+# What `b2p ingest` adds to every lake row, after the contract's columns.
+LINEAGE: tuple[Column, ...] = (
+    Column(
+        "extra_columns",
+        pa.string(),
+        False,
+        "JSON object of the file's columns the contract does not know.",
+    ),
+    Column("source_file", pa.string(), False, "URI of the log file the row came from."),
+    Column(
+        "source_line",
+        pa.int64(),
+        False,
+        "1-based physical line of the record in its file (the header is line 1).",
+    ),
+    Column("ingested_at", pa.timestamp("ms"), False, "When `b2p ingest` wrote the row (UTC)."),
+)
+
+
+@dataclass(frozen=True)
+class PartitionColumn:
+    """A Hive partition of the lake: a folder level, not a column inside the Parquet files."""
+
+    name: str
+    glue_type: str
+    description: str
+
+
+PARTITIONS: tuple[PartitionColumn, ...] = (
+    PartitionColumn("event_date", "date", "Partition column, the UTC date of event_time."),
+    PartitionColumn("event_hour", "int", "Partition column, the UTC hour (0-23) of event_time."),
 )
 
 CONTRACT_NAMES: frozenset[str] = frozenset(column.name for column in CONTRACT)
 REQUIRED_NAMES: tuple[str, ...] = tuple(column.name for column in CONTRACT if column.required)
 
-# The lake schema of v4_events (fixed; dbt sources and Glue read exactly this).
-LAKE_SCHEMA: pa.Schema = pa.schema(
-    [(column.name, column.type) for column in CONTRACT]
-    + [
-        ("extra_columns", pa.string()),
-        ("source_file", pa.string()),
-        ("source_line", pa.int64()),
-        ("ingested_at", pa.timestamp("ms")),
-    ]
-)
+# The lake schema of v4_events: what the Parquet files hold and dbt and Glue read.
+LAKE_SCHEMA: pa.Schema = pa.schema([(column.name, column.type) for column in CONTRACT + LINEAGE])
 
 _CAMEL_BOUNDARY = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])")
 _SEPARATORS = re.compile(r"[\s\-]+")

@@ -24,10 +24,13 @@ import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
+from ingest.logs.contract import CONTRACT
 from ingest.sample.world import MS_PER_HOUR, MS_PER_SECOND, NETWORK_ID, Slot
 
 TIME_FORMATS = ("epoch_seconds", "epoch_decimal", "sql", "iso")
-CONTRACT_ORDER = (
+# The columns the generator has values for, in its own order (a file may order columns freely, so
+# the sample does not use the contract's); any other contract column is written empty after them.
+_GENERATED_FIRST = (
     "transaction_id",
     "event_name",
     "event_time",
@@ -43,6 +46,9 @@ CONTRACT_ORDER = (
     "creative_id",
     "ad_duration",
     "sales_type",
+)
+CONTRACT_ORDER = _GENERATED_FIRST + tuple(
+    column.name for column in CONTRACT if column.name not in _GENERATED_FIRST
 )
 EXTRA_COLUMNS = ("user_agent", "custom_visitor_field", "ad_server_node")
 # Sets of extra columns an hour's files carry; both files of an hour carry the same set so a
@@ -279,7 +285,7 @@ def render(pending: PendingFile) -> bytes:
     writer.writerow([camel(c) if plan.camel_case else c for c in plan.columns])
     for _, _, event in sorted(pending.rows, key=lambda row: (row[0], row[1])):
         values = {**event.values, "event_time": format_time(event.time_ms, plan.time_format)}
-        writer.writerow([values[column] for column in plan.columns])
+        writer.writerow([values.get(column, "") for column in plan.columns])
     content = ("\ufeff" if plan.bom else "") + buffer.getvalue()
     return gzip.compress(content.encode("utf-8"), compresslevel=6, mtime=0)
 

@@ -27,7 +27,8 @@ from botocore.exceptions import (
 from urllib3.exceptions import HTTPError as URLLib3HTTPError
 
 from ingest.errors import UserError
-from ingest.storage import ObjectChanged, ObjectInfo, aws
+from ingest.storage import aws
+from ingest.storage.base import ObjectChanged, ObjectInfo
 
 log = logging.getLogger(__name__)
 

@@ -37,31 +37,23 @@
     {% endif %}
 {% endmacro %}
 
-{# Column names and Hive types, in the lake's Parquet column order (DESIGN.md §2). #}
-{% macro v4_events_glue_columns() %}
-    {{ return([
-        ('transaction_id', 'string'), ('event_name', 'string'), ('event_time', 'timestamp'),
-        ('slot_id', 'string'), ('time_position_class', 'string'), ('site_id', 'bigint'),
-        ('site_section_id', 'bigint'), ('series_id', 'bigint'), ('video_asset_id', 'bigint'),
-        ('network_id', 'bigint'), ('ad_id', 'bigint'), ('creative_id', 'bigint'),
-        ('max_slot_duration', 'double'), ('ad_duration', 'double'), ('sales_type', 'string'),
-        ('extra_columns', 'string'), ('source_file', 'string'), ('source_line', 'bigint'),
-        ('ingested_at', 'timestamp'),
-    ]) }}
-{% endmacro %}
-
 {#
+    The columns come from macros/contract/v4_events_columns.sql (the log contract, `make contract`).
     event_date is typed `date` (projection type date, format yyyy-MM-dd), so the models' filter
     `event_date >= date '...'` prunes projected partitions; event_hour is an integer 0..23 written
     without zero padding, as `b2p ingest` names the folders.
 #}
 {% macro v4_events_table_ddl(location, database, projection_start) -%}
 CREATE EXTERNAL TABLE IF NOT EXISTS `{{ database }}`.`v4_events` (
-{%- for name, type in bones2peaches.v4_events_glue_columns() %}
+{%- for name, type in bones2peaches.v4_events_contract_columns() + bones2peaches.v4_events_lineage_columns() %}
   `{{ name }}` {{ type }}{{ ',' if not loop.last }}
 {%- endfor %}
 )
-PARTITIONED BY (`event_date` date, `event_hour` int)
+PARTITIONED BY (
+{%- for name, type in bones2peaches.v4_events_partition_columns() -%}
+  `{{ name }}` {{ type }}{{ ', ' if not loop.last }}
+{%- endfor -%}
+)
 STORED AS PARQUET
 LOCATION '{{ location }}/'
 TBLPROPERTIES (

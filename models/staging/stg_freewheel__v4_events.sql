@@ -7,25 +7,14 @@ source as (
 ),
 
 -- A record delivered twice (same values in every contract column) is one event; the lineage
--- columns (source_file, source_line, ingested_at) are left out so such copies collapse.
+-- columns (source_file, source_line, ingested_at, extra_columns) are left out so such copies
+-- collapse. The contract's columns: macros/contract/v4_events_columns.sql (`make contract`).
 deduplicated as (
 
     select distinct
-        transaction_id,
-        event_name,
-        event_time,
-        slot_id,
-        time_position_class,
-        site_id,
-        site_section_id,
-        series_id,
-        video_asset_id,
-        network_id,
-        ad_id,
-        creative_id,
-        max_slot_duration,
-        ad_duration,
-        sales_type,
+        {%- for column, _ in bones2peaches.v4_events_contract_columns() %}
+        {{ column }},
+        {%- endfor %}
         event_date,
         event_hour
 

@@ -8,21 +8,9 @@ from tests.athena import athena_dbt
 from tests.athena.athena_dbt import AthenaDbtProject
 from tests.athena.conftest import IncrementalCompile
 from tests.athena.sql_checks import parse_athena
+from tests.support.dbt_models import model_names
 
-EXPECTED_MODELS = {
-    "stg_freewheel__v4_events",
-    "stg_freewheel__slots",
-    "stg_freewheel__sites",
-    "stg_freewheel__site_sections",
-    "stg_freewheel__series",
-    "capacity_preroll",
-    "capacity_midroll",
-    "capacity_overlay",
-    "capacity_by_site",
-    "capacity_by_site_section",
-    "capacity_by_series",
-    "dq_freewheel__orphan_ads",
-}
+EXPECTED_MODELS = set(model_names())  # every .sql file under models/
 
 
 def compiled_models(project: AthenaDbtProject) -> dict[str, str]:

@@ -13,17 +13,13 @@ from pathlib import Path
 
 import duckdb
 
+from tests.support.dbt_models import grain, mart_names
+
 TOLERANCE = 1e-6
 
-# ground-truth file -> key columns of the model's grain
+# the models compared row by row (each has a ground-truth file of its name) -> their grain
 GRAINS: dict[str, tuple[str, ...]] = {
-    "stg_freewheel__slots": ("transaction_id", "slot_id"),
-    "capacity_preroll": ("event_date", "event_hour"),
-    "capacity_midroll": ("event_date", "event_hour"),
-    "capacity_overlay": ("event_date", "event_hour"),
-    "capacity_by_site": ("event_date", "slot_type", "site_id"),
-    "capacity_by_site_section": ("event_date", "slot_type", "site_section_id"),
-    "capacity_by_series": ("event_date", "slot_type", "series_id"),
+    model: grain(model) for model in ("stg_freewheel__slots", *mart_names())
 }
 
 

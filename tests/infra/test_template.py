@@ -1,6 +1,7 @@
 """What the template declares for the parts moto only pretends to create (Glue, Athena, secret,
-alarms) and the settings a security review asks about. Expected values are written out here,
-from the design's lake contract, not read back from the template."""
+alarms) and the settings a security review asks about. Expected values come from the project's
+own definitions (the log contract, the dimension schemas) or are written out here, never read
+back from the template."""
 
 from __future__ import annotations
 
@@ -8,29 +9,14 @@ from typing import Any
 
 import pytest
 
+from ingest.logs.contract import CONTRACT, LINEAGE, PARTITIONS
+from ingest.logs.contract_files import glue_type
 from tests.infra.cfn import load_template, resources_of_type
 
-V4_EVENTS_COLUMNS = [
-    ("transaction_id", "string"),
-    ("event_name", "string"),
-    ("event_time", "timestamp"),
-    ("slot_id", "string"),
-    ("time_position_class", "string"),
-    ("site_id", "bigint"),
-    ("site_section_id", "bigint"),
-    ("series_id", "bigint"),
-    ("video_asset_id", "bigint"),
-    ("network_id", "bigint"),
-    ("ad_id", "bigint"),
-    ("creative_id", "bigint"),
-    ("max_slot_duration", "double"),
-    ("ad_duration", "double"),
-    ("sales_type", "string"),
-    ("extra_columns", "string"),
-    ("source_file", "string"),
-    ("source_line", "bigint"),
-    ("ingested_at", "timestamp"),
-]
+# The lake's own column list (the contract, then the lineage): the stack's region is generated
+# from it by `make contract`; here the parsed template is held to it.
+V4_EVENTS_COLUMNS = [(c.name, glue_type(c.type)) for c in CONTRACT + LINEAGE]
+V4_EVENTS_PARTITIONS = [(p.name, p.glue_type) for p in PARTITIONS]
 
 DIMENSION_COLUMNS = {
     "sites": [("site_id", "bigint"), ("site_name", "string")],
@@ -75,7 +61,7 @@ def columns(table: dict[str, Any], key: str = "Columns") -> list[tuple[str, str]
 def test_v4_events_columns_are_the_lake_schema(template: dict[str, Any]) -> None:
     table = glue_table(template, "v4_events")
     assert columns(table) == V4_EVENTS_COLUMNS
-    assert columns(table, "PartitionKeys") == [("event_date", "date"), ("event_hour", "int")]
+    assert columns(table, "PartitionKeys") == V4_EVENTS_PARTITIONS
     assert table["StorageDescriptor"]["Location"] == {"Fn::Sub": "s3://${LakeBucket}/v4_events/"}
     assert table["StorageDescriptor"]["SerdeInfo"]["SerializationLibrary"] == PARQUET_SERDE
     assert table["TableType"] == "EXTERNAL_TABLE"

@@ -36,13 +36,7 @@ def test_header_names_are_normalised(raw: str, expected: str) -> None:
     assert normalise_header(raw) == expected
 
 
-def test_lake_schema_is_the_agreed_one() -> None:
-    assert LAKE_SCHEMA.names == [
-        "transaction_id", "event_name", "event_time", "slot_id", "time_position_class",
-        "site_id", "site_section_id", "series_id", "video_asset_id", "network_id", "ad_id",
-        "creative_id", "max_slot_duration", "ad_duration", "sales_type", "extra_columns",
-        "source_file", "source_line", "ingested_at",
-    ]  # fmt: skip
+def test_the_lake_schema_types_each_kind_of_column() -> None:
     assert LAKE_SCHEMA.field("event_time").type == pa.timestamp("ms")
     assert LAKE_SCHEMA.field("ad_id").type == pa.int64()
     assert LAKE_SCHEMA.field("ad_duration").type == pa.float64()

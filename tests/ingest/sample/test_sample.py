@@ -26,25 +26,10 @@ import pytest
 
 from ingest.cli import main as b2p
 from ingest.errors import UserError
+from ingest.logs import contract
 from ingest.sample import command as sample_command
 
-CONTRACT = (
-    "transaction_id",
-    "event_name",
-    "event_time",
-    "slot_id",
-    "time_position_class",
-    "site_id",
-    "site_section_id",
-    "series_id",
-    "video_asset_id",
-    "network_id",
-    "ad_id",
-    "creative_id",
-    "max_slot_duration",
-    "ad_duration",
-    "sales_type",
-)
+CONTRACT = tuple(column.name for column in contract.CONTRACT)
 REQUIRED = ("transaction_id", "event_name", "event_time", "slot_id", "time_position_class")
 IDS = ("site_id", "site_section_id", "series_id", "video_asset_id", "network_id", "ad_id")
 TIME_PATTERNS = {
