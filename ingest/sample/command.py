@@ -1,6 +1,6 @@
 """`b2p sample`: realistic synthetic FreeWheel v4 logs, dimension snapshots and their ground truth.
 
-    <out>/logs/YYYY/MM/DD/HH/<network>_v4_<YYYYMMDDHH>_<n>.csv.gz   the logs (DESIGN §1)
+    <out>/logs/YYYY/MM/DD/HH/<network>_v4_<YYYYMMDDHH>_<n>.csv.gz   the logs (README)
     <out>/dimensions/{sites,site_sections,series}/*.parquet         names, with gaps on purpose
     <out>/ground_truth/<model>.csv                                  what every mart must contain
     <out>/sample_manifest.json                                      arguments and files written

@@ -2,7 +2,7 @@
 
 Nothing here reads the CSV files or runs SQL: the truth comes from the objects the generator
 made, so an end-to-end test that compares the warehouse with it checks ingest and dbt together.
-The definitions are DESIGN §3 (the same as models/docs.md):
+The definitions are those of models/docs.md:
 
 - slot = a (transaction_id, slot_id) with a slotImpression; its time, ids and class come from it;
 - slot_type = upper(trim(time_position_class)) through the slot-type map, else 'other';

@@ -1,9 +1,9 @@
 """`b2p sample`: determinism, the realism it promises, and a ground truth that the files agree with.
 
 The files are read back here with nothing but csv/gzip and a parser written for this test, and
-the slot metrics are recomputed from them with the DESIGN §3 definitions. The generator's ground
-truth comes from its in-memory objects, so agreement between the two is the evidence that both
-the logs and the truth are right.
+the slot metrics are recomputed from them with the definitions of models/docs.md. The
+generator's ground truth comes from its in-memory objects, so agreement between the two is the
+evidence that both the logs and the truth are right.
 """
 
 from __future__ import annotations
