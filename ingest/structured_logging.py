@@ -49,3 +49,9 @@ def configure_logging(verbose: bool = False, json_lines: bool | None = None) -> 
     # botocore at DEBUG logs request headers, which may carry credentials
     for noisy in ("botocore", "boto3", "urllib3", "s3transfer"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # the FreeWheel client logs each retry with its fields; urllib3's own line would repeat it
+    logging.getLogger("urllib3.connectionpool").addFilter(_without_urllib3_retry_lines)
+
+
+def _without_urllib3_retry_lines(record: logging.LogRecord) -> bool:
+    return not (isinstance(record.msg, str) and record.msg.startswith("Retrying ("))

@@ -110,19 +110,17 @@ def run(args: argparse.Namespace) -> int:
     _sweep_leftovers_of_killed_runs(lake, logged)
     todo, skipped = plan(source, lake, retry_quarantined=args.retry_quarantined, logged=logged)
     summary = RunSummary(skipped=skipped)
-    progress = ProgressBar(sum(info.size for info in todo), len(todo))
     clock = time.monotonic()
     try:
-        results = ingest_all(
-            source_access, source, lake, todo, aliases, args.workers, progress.advance
-        )
-        for result in results:
-            summary.add(result)
-            progress.clear()
-            log_result(result, lake)
-            progress.file_done()
+        with ProgressBar(sum(info.size for info in todo), len(todo)) as progress:
+            results = ingest_all(
+                source_access, source, lake, todo, aliases, args.workers, progress.advance
+            )
+            for result in results:
+                summary.add(result)
+                log_result(result, lake)  # printed above the bar
+                progress.file_done()
     finally:
-        progress.close()
         _log_summary(summary, time.monotonic() - clock)  # also when the run is cut short
     return summary.exit_status()
 

@@ -15,28 +15,37 @@ Defaults (each one configurable, see `b2p dimensions --help`):
 - retries with exponential backoff and jitter on 429 (honouring `Retry-After`), 5xx, timeouts and
   connection errors: at most 6 attempts per request, per-request timeout 30 s, and a total
   deadline (600 s) for everything the client does;
-- redirects are refused, so the bearer token is never sent to another host.
+- redirects are refused, so the bearer token is never sent to another host;
+- the proxy the environment names (HTTPS_PROXY, HTTP_PROXY, NO_PROXY) is used, as urllib does.
 
-Errors are `FreeWheelApiError` (a `UserError`) with messages that say what to do. They are raised
-outside `except` blocks, so no urllib exception is chained onto them, and they never contain the
-password, the token or a request body.
+HTTP is urllib3's: a pool of kept-alive connections, and `urllib3.util.Retry` deciding what is
+retried and how often (429 and 5xx answers, connect and read errors, at most `max_attempts`).
+What Retry cannot do stays here: the deadline, the rate limiters, the waits between attempts
+(see `_Attempts`) and the token renewal (a 401 is not a failure to repeat but a new request).
+
+Errors are `FreeWheelApiError` (a `UserError`) with messages that say what to do. They carry no
+urllib3 exception as cause or context, and they never contain the password, the token or a
+request body.
 """
 
 from __future__ import annotations
 
 import email.utils
-import http.client
 import json
 import logging
 import random
 import threading
 import time
-import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import urllib3
+from urllib3.exceptions import HTTPError, MaxRetryError, NewConnectionError, ProtocolError
+from urllib3.exceptions import TimeoutError as NoAnswerError
+from urllib3.util import Retry, Timeout
 
 from ingest.errors import UserError
 from ingest.names.secrets import Credentials, Secret
@@ -47,6 +56,8 @@ DEFAULT_BASE_URL = "https://api.freewheel.tv"
 DEFAULT_TOKEN_PATH = "auth/token"
 DEFAULT_TOKEN_LIFETIME_SECONDS = 7 * 24 * 3600.0
 MAX_ERROR_DETAIL_CHARS = 200
+# 429 and every 5xx: a gateway's 502 or 504 passes as surely as a 503
+RETRIED_STATUSES = frozenset({429, *range(500, 600)})
 
 
 class FreeWheelApiError(UserError):
@@ -91,6 +102,7 @@ class RateLimiter:
 
     A minimum interval (a token bucket of size 1) rather than a bigger bucket, because the API
     counts requests per second and a burst at a second boundary would be answered with 429.
+    Hand-written: urllib3 has no rate limiting, and a library for ten lines is not worth it.
     """
 
     def __init__(self, per_second: float, clock: Clock) -> None:
@@ -144,18 +156,29 @@ class PagedResource:
 @dataclass(frozen=True)
 class _Response:
     status: int
-    headers: Mapping[str, str]
+    headers: Mapping[str, str]  # urllib3's HTTPHeaderDict: names are case-insensitive
     body: bytes
 
 
-class _RefuseRedirects(urllib.request.HTTPRedirectHandler):
-    # urllib would forward the Authorization header to wherever a redirect points
-    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
-        return None
+def build_pool_manager(base_url: str) -> urllib3.PoolManager:
+    """Kept-alive connections to the API, through the proxy the environment names for it.
 
-
-def build_opener() -> urllib.request.OpenerDirector:
-    return urllib.request.build_opener(_RefuseRedirects())
+    urllib3 reads no proxy variables itself; urllib.request did (the client's HTTP before), so
+    a deployment behind a proxy keeps working: the same variables, the same NO_PROXY rules.
+    """
+    parts = urllib.parse.urlsplit(base_url)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if not proxy or urllib.request.proxy_bypass(parts.netloc):
+        return urllib3.PoolManager()
+    proxy_url = urllib3.util.parse_url(proxy if "://" in proxy else f"http://{proxy}")
+    if proxy_url.scheme not in ("http", "https"):  # the URL itself may hold a password: not shown
+        raise FreeWheelApiError(
+            f"the proxy set for {parts.scheme}:// URLs is not an http(s):// URL: check "
+            f"{parts.scheme.upper()}_PROXY"
+        )
+    auth = proxy_url.auth
+    headers = urllib3.make_headers(proxy_basic_auth=auth) if auth else None
+    return urllib3.ProxyManager(proxy_url._replace(auth=None).url, proxy_headers=headers)
 
 
 class FreeWheelClient:
@@ -168,13 +191,19 @@ class FreeWheelClient:
         *,
         clock: Clock | None = None,
         rng: random.Random | None = None,
-        opener: urllib.request.OpenerDirector | None = None,
+        pool: urllib3.PoolManager | None = None,
     ) -> None:
+        parts = urllib.parse.urlsplit(settings.base_url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            # urllib3 would take a bare host name for http://, and send the token in clear
+            raise FreeWheelApiError(
+                f"the base URL {settings.base_url!r} is not an http(s):// URL: check --base-url"
+            )
         self._settings = settings
         self._credentials = credentials
         self._clock = clock or SystemClock()
         self._rng = rng or random.Random()
-        self._opener = opener or build_opener()
+        self._pool = pool or build_pool_manager(settings.base_url)
         self._api_limiter = RateLimiter(settings.api_requests_per_second, self._clock)
         self._auth_limiter = RateLimiter(settings.auth_requests_per_second, self._clock)
         self._deadline = self._clock.monotonic() + settings.deadline_seconds
@@ -263,8 +292,7 @@ class FreeWheelClient:
             "Content-Type": "application/x-www-form-urlencoded",
             "Accept": "application/json",
         }
-        request = urllib.request.Request(url, data=form, headers=headers, method="POST")
-        response = self._send(request, self._auth_limiter, what)
+        response = self._send("POST", url, headers, form, self._auth_limiter, what)
         if response.status == 401 or (
             response.status == 400 and self._error_code(response) == "invalid_grant"
         ):
@@ -289,76 +317,101 @@ class FreeWheelClient:
     def _send_authorized(self, url: str, what: str) -> _Response:
         token = self._valid_token()
         headers = {"Authorization": f"Bearer {token.reveal()}", "Accept": "application/json"}
-        request = urllib.request.Request(url, headers=headers, method="GET")
-        return self._send(request, self._api_limiter, what)
+        return self._send("GET", url, headers, None, self._api_limiter, what)
 
-    def _send(self, request: urllib.request.Request, limiter: RateLimiter, what: str) -> _Response:
-        """Send, retrying on 429, 5xx, timeouts and connection errors; returns the last answer."""
-        attempts = self._settings.max_attempts
-        for attempt in range(1, attempts + 1):
-            self._remaining(what)
-            limiter.acquire()
-            timeout = min(self._settings.timeout_seconds, self._remaining(what))
-            response, failure = self._open(request, timeout)
-            retry_after: float | None = None
-            if response is not None:
-                if response.status != 429 and response.status < 500:
-                    return response
-                failure = f"HTTP {response.status}"
-                retry_after = parse_retry_after(response.headers.get("Retry-After"))
-            if attempt == attempts:
-                raise ApiUnavailableError(
-                    f"{what} failed {attempts} times (last: {failure}); FreeWheel may be down or "
-                    "throttling this account: try again later"
-                )
-            delay = retry_after if retry_after is not None else self._backoff(attempt)
-            if delay >= self._remaining(what):
-                raise DeadlineExceededError(
-                    f"{what} failed ({failure}) and waiting {delay:.1f}s to retry would pass the "
-                    f"deadline of {self._settings.deadline_seconds:g}s: try again later or raise "
-                    "--deadline-seconds"
-                )
-            log.warning(
-                "retrying FreeWheel request",
-                extra={
-                    "fields": {
-                        "request": what,
-                        "failure": failure,
-                        "attempt": attempt,
-                        "delay_seconds": round(delay, 3),
-                    }
-                },
-            )
-            self._clock.sleep(delay)
-        raise AssertionError("unreachable")
-
-    def _open(
-        self, request: urllib.request.Request, timeout: float
-    ) -> tuple[_Response | None, str | None]:
-        """One HTTP exchange: a response (any status), or None and why it failed in transit."""
+    def _send(
+        self,
+        method: str,
+        url: str,
+        headers: Mapping[str, str],
+        body: bytes | None,
+        limiter: RateLimiter,
+        what: str,
+    ) -> _Response:
+        """One request: urllib3 makes the attempts and retries 429, 5xx, timeouts and connection
+        errors; `_Attempts` paces them. Returns the first answer that is not retried."""
+        attempts = _Attempts(self, limiter, what)
+        attempts.start()
+        retry = _Retry(
+            total=self._settings.max_attempts - 1,
+            status_forcelist=RETRIED_STATUSES,
+            allowed_methods=None,  # the token POST too: a second token is harmless
+            redirect=False,  # the 3xx itself comes back, so the bearer token goes nowhere else
+            raise_on_status=False,  # the last answer comes back, and the message below says why
+            attempts=attempts,
+        )
+        stopped: FreeWheelApiError | None = None
+        failure: str | None = None
         try:
-            with self._opener.open(request, timeout=timeout) as answer:
-                return _Response(answer.status, dict(answer.headers.items()), answer.read()), None
-        except urllib.error.HTTPError as exc:
-            try:
-                body = exc.read()
-            except (OSError, http.client.HTTPException):
-                body = b""
-            finally:
-                exc.close()
-            return _Response(exc.code, dict(exc.headers.items()), body), None
-        except TimeoutError:
-            return None, f"no answer within {timeout:.1f}s"
-        except urllib.error.URLError as exc:
-            reason = exc.reason
-            if isinstance(reason, TimeoutError):
-                return None, f"no answer within {timeout:.1f}s"
-            return None, f"connection failed ({type(reason).__name__})"
-        except (OSError, http.client.HTTPException) as exc:
-            return None, f"connection failed ({type(exc).__name__})"
+            answer = self._pool.urlopen(
+                method,
+                url,
+                body=body,
+                headers=dict(headers),
+                retries=retry,
+                redirect=False,
+                timeout=_AttemptTimeout(attempts),
+            )
+        except _StopRetrying as stop:
+            stopped = stop.error
+        except MaxRetryError as exc:
+            failure = describe_failure(exc.reason, attempts.timeout_seconds)
+        except HTTPError as exc:  # what urllib3 does not retry (e.g. a malformed proxy URL)
+            failure = describe_failure(exc, attempts.timeout_seconds)
+            stopped = ApiUnavailableError(
+                f"{what} failed ({failure}): check --base-url and any proxy setting"
+            )
+        if stopped is not None:
+            # urllib3 waits (and so stops) inside its own `except` block: drop what it chained
+            stopped.__context__ = stopped.__cause__ = None
+            raise stopped
+        if failure is None and answer.status not in RETRIED_STATUSES:
+            return _Response(answer.status, answer.headers, answer.data)
+        raise ApiUnavailableError(
+            f"{what} failed {self._settings.max_attempts} times (last: "
+            f"{failure or f'HTTP {answer.status}'}); FreeWheel may be down or throttling this "
+            "account: try again later"
+        )
+
+    def _wait_to_retry(self, attempts: _Attempts, retry: Retry, response: Any) -> None:
+        """Before each retry: the wait Retry-After asks for (or a backoff), unless it would pass
+        the deadline; then the next attempt's start (`_Attempts.start`)."""
+        last = retry.history[-1]
+        if last.error is not None:
+            failure = describe_failure(last.error, attempts.timeout_seconds)
+        else:
+            failure = f"HTTP {last.status}"
+        retry_after = None
+        if response is not None:
+            retry_after = parse_retry_after(response.headers.get("Retry-After"))
+        attempt = len(retry.history)
+        delay = retry_after if retry_after is not None else self._backoff(attempt)
+        if delay >= self._remaining(attempts.what):
+            raise DeadlineExceededError(
+                f"{attempts.what} failed ({failure}) and waiting {delay:.1f}s to retry would "
+                f"pass the deadline of {self._settings.deadline_seconds:g}s: try again later or "
+                "raise --deadline-seconds"
+            )
+        log.warning(
+            "retrying FreeWheel request",
+            extra={
+                "fields": {
+                    "request": attempts.what,
+                    "failure": failure,
+                    "attempt": attempt,
+                    "delay_seconds": round(delay, 3),
+                }
+            },
+        )
+        self._clock.sleep(delay)
+        attempts.start()
 
     def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with 'equal jitter': half fixed, half random."""
+        """Exponential backoff with 'equal jitter': half fixed, half random.
+
+        Not Retry.get_backoff_time: it waits 0 s before the first retry (a 503 would be hit
+        again at once), has no jitter on urllib3 1.26 and only an added one on 2.x.
+        """
         ceiling = min(
             self._settings.backoff_max_seconds,
             self._settings.backoff_base_seconds * 2 ** (attempt - 1),
@@ -449,6 +502,87 @@ class FreeWheelClient:
         return values
 
 
+class _Attempts:
+    """What the attempts of one request share, and what happens before each of them.
+
+    Kept by hand because urllib3's Retry only counts attempts: it has no deadline, no rate
+    limit, no clock to test with (it sleeps on the wall clock), no jitter on urllib3 1.26, a
+    backoff of 0 before the first retry, and a Retry-After parser that raises on a value it
+    cannot read (this client falls back to its backoff).
+    """
+
+    def __init__(self, client: FreeWheelClient, limiter: RateLimiter, what: str) -> None:
+        self.client = client
+        self.limiter = limiter
+        self.what = what
+        self.timeout_seconds = 0.0
+
+    def start(self) -> None:
+        """Before an attempt: the deadline must not have passed, the rate limit is waited out,
+        and the attempt gets the per-request timeout, or what is left before the deadline."""
+        self.client._remaining(self.what)
+        self.limiter.acquire()
+        remaining = self.client._remaining(self.what)
+        self.timeout_seconds = min(self.client._settings.timeout_seconds, remaining)
+
+
+class _StopRetrying(Exception):
+    """Carries an error out of urllib3's retry loop, which has no other way to stop early."""
+
+    def __init__(self, error: FreeWheelApiError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _Retry(Retry):
+    """urllib3's Retry deciding what is retried; the waits are the client's (`_Attempts`)."""
+
+    # urllib3 also retries a 413 that has a Retry-After; this client never did
+    RETRY_AFTER_STATUS_CODES = frozenset({429, 503})
+
+    def __init__(self, *args: Any, attempts: _Attempts | None = None, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.attempts = attempts
+
+    def new(self, **kw: Any) -> _Retry:  # every increment() copies the Retry through here
+        kw.setdefault("attempts", self.attempts)
+        return super().new(**kw)
+
+    def sleep(self, response: Any = None) -> None:
+        assert self.attempts is not None
+        try:
+            self.attempts.client._wait_to_retry(self.attempts, self, response)
+        except FreeWheelApiError as error:
+            raise _StopRetrying(error) from None
+
+
+class _AttemptTimeout(Timeout):
+    """urllib3 clones the request's Timeout for every attempt it makes: each clone gets that
+    attempt's time limit (`_Attempts.start`), so the last attempts end at the deadline."""
+
+    def __init__(self, attempts: _Attempts) -> None:
+        super().__init__()
+        self._attempts = attempts
+
+    def clone(self) -> Timeout:
+        seconds = self._attempts.timeout_seconds
+        return Timeout(connect=seconds, read=seconds)
+
+
+def describe_failure(error: BaseException | None, timeout_seconds: float) -> str:
+    """Why an attempt got no answer, in words without the URL (it is named elsewhere)."""
+    if error is None:
+        return "connection failed"
+    if isinstance(error, NoAnswerError) and not isinstance(error, NewConnectionError):
+        return f"no answer within {timeout_seconds:.1f}s"
+    cause = error
+    if isinstance(error, ProtocolError) and len(error.args) > 1:
+        cause = error.args[1]  # urllib3 wraps the socket's or http.client's error
+    elif isinstance(error, NewConnectionError):
+        cause = error.__cause__ or error.__context__ or error
+    return f"connection failed ({type(cause).__name__})"
+
+
 def redact(text: str, secrets: Iterable[str]) -> str:
     for value in secrets:
         if value:
@@ -457,7 +591,11 @@ def redact(text: str, secrets: Iterable[str]) -> str:
 
 
 def parse_retry_after(value: str | None) -> float | None:
-    """Retry-After as seconds: a number (fractions accepted) or an HTTP date; None if unusable."""
+    """Retry-After as seconds: a number (fractions accepted) or an HTTP date; None if unusable.
+
+    Not Retry.parse_retry_after: it raises on a value it cannot read (or a fraction), where
+    this client falls back to its own backoff.
+    """
     if not value:
         return None
     value = value.strip()

@@ -5,6 +5,8 @@ import gzip
 import io
 import json
 import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -297,6 +299,63 @@ def test_progress_bar_draws_only_on_a_terminal() -> None:
         bar.close()
     assert "50%" in terminal.getvalue() and "1/2 files" in terminal.getvalue()
     assert pipe.getvalue() == ""
+
+
+def terminal_screen(output: str) -> list[str]:
+    """The lines a terminal shows for `output`: CR returns to column 0 and what follows
+    overwrites, LF starts a new line. (A bar at position 0 uses nothing else.)"""
+    lines: list[list[str]] = [[]]
+    column = 0
+    for char in output:
+        assert char != "\x1b", "escape sequences are not emulated"
+        if char == "\r":
+            column = 0
+        elif char == "\n":
+            lines.append([])
+            column = 0
+        else:
+            line = lines[-1]
+            line[column : column + 1] = [char]
+            column += 1
+    return ["".join(line).rstrip() for line in lines]
+
+
+def test_on_a_terminal_log_lines_are_printed_above_the_bar_not_into_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    class Terminal(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    terminal = Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    source = tmp_path / "source"
+    write_log(source / "a.csv.gz", MULTI_HOUR)
+    write_log(source / "b.csv.gz", MULTI_HOUR)
+
+    assert main(["ingest", "--source", str(source), "--lake", str(tmp_path / "lake")]) == 0
+
+    output = terminal.getvalue()
+    assert "1/2 files" in output  # the bar was drawn between the two files
+    shown = [line for line in terminal_screen(output) if line]
+    # each log line on its own line, nothing of the bar left on the screen
+    assert [line.split()[:2] for line in shown] == [
+        ["info", "ingested"],
+        ["info", "ingested"],
+        ["info", "done:"],
+    ]
+    assert all("a.csv.gz" in line or "b.csv.gz" in line for line in shown[:2])
+
+
+def test_without_a_terminal_tqdm_is_not_even_imported() -> None:
+    # its import costs RSS in the ingest process, which runs close to its memory budget
+    code = (
+        "import sys, io; from ingest.logs.progress import ProgressBar; "
+        "bar = ProgressBar(100, 1, stream=io.StringIO()); bar.advance(100); bar.file_done(); "
+        "bar.close(); print('tqdm' in sys.modules)"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert run.stdout.strip() == "False"
 
 
 def test_a_worker_process_opens_its_storages_once_for_all_its_files(

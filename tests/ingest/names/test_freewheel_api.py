@@ -7,26 +7,30 @@ wall time and the timing assertions are exact rather than flaky.
 from __future__ import annotations
 
 import itertools
+import logging
 import random
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import urllib3
 
 from ingest.names.freewheel_api import (
     ApiUnavailableError,
     BadCredentialsError,
     ClientSettings,
     DeadlineExceededError,
+    FreeWheelApiError,
     FreeWheelClient,
     PagedResource,
     PermissionDeniedError,
     RateLimiter,
     UnexpectedResponseError,
+    build_pool_manager,
     parse_retry_after,
 )
 from ingest.names.secrets import Credentials, Secret
+from ingest.structured_logging import configure_logging
 from tests.support.fake_freewheel_api import (
     Delay,
     ExpireTokens,
@@ -34,6 +38,7 @@ from tests.support.fake_freewheel_api import (
     Status,
     sample_catalog,
 )
+from tests.support.moto import free_port
 
 USER = "ops@example.com"
 PASSWORD = "pw-Zq81!kV#not-in-logs"
@@ -56,20 +61,24 @@ class FakeClock:
         self.now += seconds
 
 
-class RecordingOpener(urllib.request.OpenerDirector):
-    """The client's real opener, noting the virtual time each request leaves at."""
+class RecordingPool(urllib3.PoolManager):
+    """A real pool manager that notes the virtual time each attempt leaves at.
+
+    urllib3 makes the retries inside a connection pool's `urlopen` (it calls itself again), so
+    that is where every attempt, first or retried, can be seen.
+    """
 
     def __init__(self, clock: FakeClock) -> None:
-        from ingest.names.freewheel_api import build_opener
-
         super().__init__()
-        self._inner = build_opener()
-        self._clock = clock
-        self.sent: list[tuple[float, str]] = []
+        sent: list[tuple[float, str]] = []
+        self.sent = sent
 
-    def open(self, request: Any, data: Any = None, timeout: Any = None) -> Any:
-        self.sent.append((self._clock.monotonic(), request.full_url))
-        return self._inner.open(request, data, timeout)
+        class Recording(urllib3.HTTPConnectionPool):
+            def urlopen(self, method: str, url: str, *args: Any, **kwargs: Any) -> Any:
+                sent.append((clock.monotonic(), url))
+                return super().urlopen(method, url, *args, **kwargs)
+
+        self.pool_classes_by_scheme = {"http": Recording}
 
 
 @pytest.fixture
@@ -87,7 +96,7 @@ def make_client(
     api: FakeFreeWheelApi,
     clock: FakeClock,
     password: str = PASSWORD,
-    opener: urllib.request.OpenerDirector | None = None,
+    pool: urllib3.PoolManager | None = None,
     **settings: Any,
 ) -> FreeWheelClient:
     values: dict[str, Any] = {"base_url": api.base_url, "timeout_seconds": 0.4}
@@ -97,7 +106,7 @@ def make_client(
         Credentials(USER, Secret(password)),
         clock=clock,
         rng=random.Random(1),
-        opener=opener,
+        pool=pool,
     )
 
 
@@ -253,12 +262,12 @@ def test_a_response_slower_than_the_timeout_is_retried(
     api: FakeFreeWheelApi, clock: FakeClock
 ) -> None:
     api.script(("series", 1), Delay(1.2))
-    opener = RecordingOpener(clock)
+    pool = RecordingPool(clock)
 
-    items = make_client(api, clock, timeout_seconds=0.3, opener=opener).fetch_all(SERIES)
+    items = make_client(api, clock, timeout_seconds=0.3, pool=pool).fetch_all(SERIES)
 
     assert items == sample_catalog()["series"]
-    first_pages = [url for _, url in opener.sent if "/series?page=1&" in url]
+    first_pages = [url for _, url in pool.sent if "/series?page=1&" in url]
     assert len(first_pages) == 2  # gave up, asked again
     assert any(s > 0.05 for s in clock.sleeps)  # with a backoff in between
 
@@ -325,13 +334,156 @@ def test_redirects_are_refused_so_the_token_stays_home(clock: FakeClock) -> None
         assert elsewhere.requests == []
 
 
+@pytest.mark.parametrize("code", [307, 308])
+def test_a_redirected_token_request_sends_the_password_nowhere(clock: FakeClock, code: int) -> None:
+    # a 307/308 would make a client that follows redirects POST the password form again
+    with (
+        FakeFreeWheelApi(USER, PASSWORD, sample_catalog()) as elsewhere,
+        FakeFreeWheelApi(USER, PASSWORD, sample_catalog()) as server,
+    ):
+        server.script("auth", Status(code, {"Location": elsewhere.base_url + "/auth/token"}))
+        with pytest.raises(UnexpectedResponseError, match=rf"redirected \(HTTP {code}\)"):
+            make_client(server, clock).fetch_all(SERIES)
+        assert elsewhere.requests == []
+        assert len(server.requests_to("auth")) == 1  # not retried either
+
+
+def test_the_last_attempt_only_gets_the_time_left_before_the_deadline(
+    api: FakeFreeWheelApi, clock: FakeClock
+) -> None:
+    # after waiting 9.7 of the 10 s, the retry may take 0.3 s, not the 1 s timeout: the 0.8 s
+    # answer comes too late, and the next wait would pass the deadline
+    api.script(("series", 1), Status(503, {"Retry-After": "9.7"}), Delay(0.8))
+
+    with pytest.raises(DeadlineExceededError, match=r"no answer within 0\.3s") as caught:
+        make_client(api, clock, timeout_seconds=1.0, deadline_seconds=10).fetch_all(SERIES)
+    assert clock.sleeps == [9.7]
+    assert caught.value.__cause__ is None and caught.value.__context__ is None
+
+
+def test_a_deadline_reached_after_a_timeout_carries_no_urllib3_error(
+    api: FakeFreeWheelApi, clock: FakeClock
+) -> None:
+    # urllib3 waits for a retry inside its own `except` block: the error must not chain onto it
+    api.script(("series", 1), Delay(1.0))
+
+    with pytest.raises(DeadlineExceededError, match=r"no answer within 0\.3s.*waiting") as caught:
+        make_client(
+            api, clock, timeout_seconds=0.3, deadline_seconds=10, backoff_base_seconds=100
+        ).fetch_all(SERIES)
+    assert caught.value.__cause__ is None and caught.value.__context__ is None
+    assert clock.sleeps == []
+
+
+def test_a_refused_connection_is_retried_then_named(clock: FakeClock) -> None:
+    closed = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+
+    with pytest.raises(ApiUnavailableError) as caught:
+        FreeWheelClient(
+            ClientSettings(base_url=closed, max_attempts=3, timeout_seconds=0.4),
+            Credentials(USER, Secret(PASSWORD)),
+            clock=clock,
+            rng=random.Random(1),
+        ).fetch_all(SERIES)
+    assert str(caught.value).startswith(
+        f"POST {closed}/auth/token failed 3 times (last: connection failed "
+        "(ConnectionRefusedError))"
+    )
+    assert caught.value.__cause__ is None and caught.value.__context__ is None
+    assert len([s for s in clock.sleeps if s > 0.05]) == 2  # a backoff before each retry
+
+
+def test_retry_after_is_read_whatever_its_case(api: FakeFreeWheelApi, clock: FakeClock) -> None:
+    api.script(("series", 1), Status(429, {"retry-after": "2"}))
+
+    make_client(api, clock).fetch_all(SERIES)
+    assert 2.0 in clock.sleeps
+
+
+def test_an_unreadable_retry_after_falls_back_to_the_backoff(
+    api: FakeFreeWheelApi, clock: FakeClock
+) -> None:
+    # urllib3's own parser raises on it; the client waits its backoff (0.25..0.5 s) instead
+    api.script(("series", 1), Status(503, {"Retry-After": "in a minute"}))
+
+    items = make_client(api, clock, backoff_base_seconds=0.5).fetch_all(SERIES)
+    assert items == sample_catalog()["series"]
+    assert [s for s in clock.sleeps if s > 0.05] == [pytest.approx(0.375, abs=0.125)]
+
+
+def test_urllib3_at_debug_level_logs_no_secret(
+    api: FakeFreeWheelApi, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging(verbose=True, json_lines=True)
+    urllib3_log = logging.getLogger("urllib3")
+    level = urllib3_log.level
+    urllib3_log.setLevel(logging.DEBUG)  # louder than the project ever sets it
+    try:
+        api.script(("sites", 1), Status(429, {"Retry-After": "0"}))
+        api.script(("sites", 2), ExpireTokens(), Delay(0.8))
+        make_client(api, clock, timeout_seconds=0.3).fetch_all(SITES)
+    finally:
+        urllib3_log.setLevel(level)
+
+    err = capsys.readouterr().err
+    assert '"logger": "urllib3.connectionpool"' in err  # urllib3 did log every exchange
+    assert "/services/v4/sites?page=2" in err and "/auth/token" in err
+    assert len(api.issued_tokens) == 2
+    for secret in [PASSWORD, *api.issued_tokens]:
+        assert secret not in err
+
+
+def test_the_logging_setup_keeps_urllib3_quiet(
+    api: FakeFreeWheelApi, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    configure_logging(verbose=True, json_lines=False)
+    assert logging.getLogger("urllib3").getEffectiveLevel() == logging.WARNING
+    api.script(("series", 1), Delay(0.8))
+
+    make_client(api, clock, timeout_seconds=0.3).fetch_all(SERIES)
+
+    err = capsys.readouterr().err
+    assert "retrying FreeWheel request" in err and "no answer within 0.3s" in err
+    # urllib3's own unstructured warning for the same retry is left out
+    assert "Retrying (" not in err and "urllib3" not in err
+
+
+def test_the_proxy_from_the_environment_is_used(
+    api: FakeFreeWheelApi, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the fake API doubles as an HTTP proxy: it answers absolute-form requests the same way
+    for name in ("no_proxy", "NO_PROXY", "HTTP_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("http_proxy", api.base_url)
+
+    items = make_client(api, clock, base_url="http://api.freewheel.invalid").fetch_all(SERIES)
+    assert items == sample_catalog()["series"]
+    assert len(api.requests_to("auth")) == 1
+
+
+def test_no_proxy_names_the_hosts_reached_directly(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("https_proxy", "proxy.example:3128")
+    monkeypatch.setenv("no_proxy", "api.freewheel.tv")
+
+    assert isinstance(build_pool_manager("https://elsewhere.example"), urllib3.ProxyManager)
+    assert not isinstance(build_pool_manager("https://api.freewheel.tv"), urllib3.ProxyManager)
+
+
+def test_a_base_url_without_scheme_is_refused() -> None:
+    # urllib3 would read it as http:// and send the password and token unencrypted
+    with pytest.raises(FreeWheelApiError, match=r"'api\.freewheel\.tv' is not an http\(s\)://"):
+        FreeWheelClient(
+            ClientSettings(base_url="api.freewheel.tv"), Credentials(USER, Secret(PASSWORD))
+        )
+
+
 def test_api_requests_are_at_most_20_per_second(api: FakeFreeWheelApi, clock: FakeClock) -> None:
-    opener = RecordingOpener(clock)
-    client = make_client(api, clock, opener=opener)
+    pool = RecordingPool(clock)
+    client = make_client(api, clock, pool=pool)
     for resource in (SITES, SECTIONS, SERIES):
         client.fetch_all(resource)
 
-    api_times = [t for t, url in opener.sent if "/services/v4/" in url]
+    api_times = [t for t, url in pool.sent if "/services/v4/" in url]
     assert len(api_times) == 9  # sites 3 + 1 empty, sections 2 + 1 empty, series 1 + 1 empty
     assert api_times[-1] - api_times[0] >= (len(api_times) - 1) / 20 - 1e-9
     gaps = [b - a for a, b in itertools.pairwise(api_times)]
@@ -341,10 +493,10 @@ def test_api_requests_are_at_most_20_per_second(api: FakeFreeWheelApi, clock: Fa
 def test_token_requests_are_at_most_3_per_second(api: FakeFreeWheelApi, clock: FakeClock) -> None:
     api.script(("sites", 1), ExpireTokens())
     api.script(("sites", 2), ExpireTokens())
-    opener = RecordingOpener(clock)
-    make_client(api, clock, opener=opener).fetch_all(SITES)
+    pool = RecordingPool(clock)
+    make_client(api, clock, pool=pool).fetch_all(SITES)
 
-    auth_times = [t for t, url in opener.sent if url.endswith("/auth/token")]
+    auth_times = [t for t, url in pool.sent if url.endswith("/auth/token")]
     assert len(auth_times) == 3
     gaps = [b - a for a, b in itertools.pairwise(auth_times)]
     assert min(gaps) >= 1 / 3 - 1e-9
