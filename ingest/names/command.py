@@ -53,13 +53,9 @@ from typing import Any
 import pyarrow as pa
 
 from ingest.errors import UserError
-from ingest.names.freewheel_api import (
-    ClientSettings,
-    FreeWheelApiError,
-    FreeWheelClient,
-    PagedResource,
-    lookup,
-)
+from ingest.names.api_errors import FreeWheelApiError
+from ingest.names.freewheel_api import ClientSettings, FreeWheelClient
+from ingest.names.paging import PagedResource, lookup
 from ingest.names.secrets import resolve_credentials
 from ingest.names.snapshots import DIMENSION_SCHEMAS, write_snapshot
 from ingest.storage import Storage, open_storage

@@ -15,8 +15,9 @@ import pytest
 
 from ingest import cli
 from ingest.errors import UserError
+from ingest.names.api_errors import FreeWheelApiError
 from ingest.names.command import EntityMapping, items_to_table, load_config
-from ingest.names.freewheel_api import FreeWheelApiError, PagedResource
+from ingest.names.paging import PagedResource
 from ingest.names.snapshots import DIMENSION_SCHEMAS, read_snapshot, write_snapshot
 from ingest.storage import LocalStorage
 from ingest.structured_logging import configure_logging

@@ -15,20 +15,17 @@ from typing import Any
 import pytest
 import urllib3
 
-from ingest.names.freewheel_api import (
+from ingest.names.api_errors import (
     ApiUnavailableError,
     BadCredentialsError,
-    ClientSettings,
     DeadlineExceededError,
     FreeWheelApiError,
-    FreeWheelClient,
-    PagedResource,
     PermissionDeniedError,
-    RateLimiter,
     UnexpectedResponseError,
-    build_pool_manager,
-    parse_retry_after,
 )
+from ingest.names.freewheel_api import ClientSettings, FreeWheelClient
+from ingest.names.http import RateLimiter, build_pool_manager, parse_retry_after
+from ingest.names.paging import PagedResource
 from ingest.names.secrets import Credentials, Secret
 from ingest.structured_logging import configure_logging
 from tests.support.fake_freewheel_api import (
