@@ -35,7 +35,10 @@ COMPARED_MODELS = [
     "capacity_by_site",
     "capacity_by_site_section",
     "capacity_by_series",
+    "dq_freewheel__hourly_deliveries",
     "dq_freewheel__orphan_ads",
+    # not incremental (a table rebuilt each run): in the full build only, kept last
+    "dq_freewheel__delivery_health",
 ]
 DUCKDB_TYPES = {"string": "varchar", "int": "integer"}
 
@@ -166,7 +169,7 @@ def test_full_build_on_athena_equals_duckdb(
     assert not problems, f"{model}: {len(problems)} differences, e.g.\n" + "\n".join(problems[:10])
 
 
-@pytest.mark.parametrize("model", COMPARED_MODELS[:-1])
+@pytest.mark.parametrize("model", COMPARED_MODELS[:-2])
 def test_incremental_batch_on_athena_equals_duckdb_days_of_the_window(
     incremental: IncrementalCompile,
     athena_scratch: duckdb.DuckDBPyConnection,
