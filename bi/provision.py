@@ -79,8 +79,14 @@ def warehouse_from_env() -> Warehouse:
     sys.exit(f"provision: B2P_BI_ENGINE must be duckdb, trino or athena, not {engine!r}")
 
 
-def bundle_contents(warehouse: Warehouse, bundle: Path = BUNDLE) -> dict[str, str]:
+def bundle_dir() -> Path:
+    """bi/bundle, or B2P_BI_BUNDLE (another bundle in the same format, e.g. a test's variant)."""
+    return Path(os.environ.get("B2P_BI_BUNDLE", BUNDLE)).resolve()
+
+
+def bundle_contents(warehouse: Warehouse, bundle: Path | None = None) -> dict[str, str]:
     """The bundle's files (path -> YAML text) with the warehouse filled in."""
+    bundle = bundle or bundle_dir()
     contents = {}
     for path in sorted(bundle.rglob("*.yaml")):
         key = path.relative_to(bundle).as_posix()
@@ -139,7 +145,9 @@ def superset(*args: str) -> None:
     command = [str(Path(sys.executable).with_name("superset")), *args]
     result = subprocess.run(command, env=superset_env(), capture_output=True, text=True)
     if result.returncode != 0:
-        sys.exit(f"provision: superset {args[0]} failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+        sys.exit(
+            f"provision: superset {args[0]} failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}"
+        )
 
 
 def import_bundle(contents: dict[str, str], user: str) -> None:

@@ -38,13 +38,32 @@ FEATURE_FLAGS = {
     "DRILL_TO_DETAIL": True,
     "EMBEDDED_SUPERSET": False,
 }
-# Nothing leaves the machine: no usage analytics, no thumbnails or reports workers.
+# Nothing leaves the machine: no thumbnails or reports workers, and a content security policy
+# that lets the browser load only from Superset itself. (The PyPI build's login page embeds a
+# usage-analytics pixel from scarf.sh, which Superset's default policy allows; this one does
+# not, so the browser never requests it.)
 SCARF_ANALYTICS = False
 THUMBNAILS = False
+TALISMAN_ENABLED = True
+TALISMAN_CONFIG = {
+    "content_security_policy": {
+        "base-uri": ["'self'"],
+        "default-src": ["'self'"],
+        "img-src": ["'self'", "blob:", "data:"],
+        "worker-src": ["'self'", "blob:"],
+        "connect-src": ["'self'"],
+        "object-src": "'none'",
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "font-src": ["'self'", "data:"],
+        "script-src": ["'self'", "'strict-dynamic'"],
+    },
+    "content_security_policy_nonce_in": ["script-src"],
+    "force_https": False,
+    "session_cookie_secure": False,
+}
 # A local, single-user tool bound to 127.0.0.1: the in-memory rate limiter would only warn.
 RATELIMIT_ENABLED = False
 AUTH_RATE_LIMITED = False
-TALISMAN_ENABLED = False
 WTF_CSRF_ENABLED = True
 # The API answers the browser tests' login with a JWT; a dashboard's charts ask for their data
 # through /api/v1/chart/data.

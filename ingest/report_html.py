@@ -86,7 +86,9 @@ def daily_figure(go: Any, rows: Rows) -> Any:
     capacity)."""
     from plotly.subplots import make_subplots
 
-    slot_types = sorted({row[1] for row in rows}, key=lambda t: -sum(r[2] for r in rows if r[1] == t))
+    slot_types = sorted(
+        {row[1] for row in rows}, key=lambda t: -sum(r[2] for r in rows if r[1] == t)
+    )
     figure = make_subplots(rows=1, cols=max(1, len(slot_types)), subplot_titles=slot_types)
     for column, slot_type in enumerate(slot_types, start=1):
         days = [row for row in rows if row[1] == slot_type]
@@ -138,7 +140,9 @@ def site_figure(go: Any, rows: Rows) -> Any:
             text=texts,
             textinfo="label+text",
             marker={"colors": colours, "colorscale": "RdYlGn", "cmin": 0, "cmax": 1},
-            hovertemplate="%{label}<br>%{value:,.1f} capacity h<br>sell-through %{text}<extra></extra>",
+            hovertemplate=(
+                "%{label}<br>%{value:,.1f} capacity h<br>sell-through %{text}<extra></extra>"
+            ),
         )
     )
     figure.update_layout(height=520)
@@ -379,7 +383,10 @@ def render(
     if not daily:
         raise UserError(f"no capacity rows for {scope.describe()}: widen --from/--to or --site")
     sites, sections = site_rows(connection, marts, scope), section_rows(connection, marts, scope)
-    series, hourly = series_rows(connection, marts, scope), hour_of_day_rows(connection, marts, scope)
+    series, hourly = (
+        series_rows(connection, marts, scope),
+        hour_of_day_rows(connection, marts, scope),
+    )
     health = health_rows(connection, marts, scope)
     gaps = [row for row in health if row[4] != "ok"]
     no_site = "Not filtered by site: this mart has no site column." if scope.site else ""
@@ -437,4 +444,3 @@ def write(path: Path, content: str) -> None:
     partial = path.with_name(path.name + ".partial")
     partial.write_text(content, encoding="utf-8")
     partial.replace(path)
-
