@@ -106,6 +106,7 @@ def daily_figure(go: Any, rows: Rows) -> Any:
                 col=column,
             )
     figure.update_layout(barmode="stack", showlegend=False, height=360)
+    figure.update_xaxes(type="category")  # days, not a time axis: no 00:00:00 ticks
     return figure
 
 
@@ -160,7 +161,7 @@ def site_bar_figure(go: Any, rows: Rows) -> Any:
         )
     )
     figure.update_layout(
-        height=80 + 40 * len(rows),
+        height=160 + 40 * len(rows),
         xaxis={"tickformat": ".0%", "range": [0, 1]},
         yaxis={"autorange": "reversed"},
         margin={"l": 240},
@@ -178,7 +179,7 @@ def series_figure(go: Any, rows: Rows) -> Any:
         )
     )
     figure.update_layout(
-        height=80 + 28 * len(rows), yaxis={"autorange": "reversed"}, margin={"l": 240}
+        height=160 + 28 * len(rows), yaxis={"autorange": "reversed"}, margin={"l": 240}
     )
     return figure
 
@@ -418,10 +419,14 @@ def render(
         section(
             "Delivery health",
             chart(health_figure(go, health), "chart-delivery-health")
-            + table_html(
-                "delivery-gaps",
-                ["network", "date", "hour (UTC)", "rows", "status"],
-                [[str(r[0]), str(r[1]), str(r[2]), f"{r[3]:,}", r[4]] for r in gaps],
+            + (
+                table_html(
+                    "delivery-gaps",
+                    ["network", "date", "hour (UTC)", "rows", "status"],
+                    [[str(r[0]), str(r[1]), str(r[2]), f"{r[3]:,}", r[4]] for r in gaps],
+                )
+                if gaps
+                else '<p id="delivery-gaps">No missing or low-volume hour.</p>'
             ),
             f"{len(gaps)} hour(s) missing or far below their usual volume "
             "(dq_freewheel__delivery_health; DECISIONLOG.md). " + no_site,

@@ -5,17 +5,15 @@ column must fail the same checks."""
 
 from __future__ import annotations
 
-import datetime as dt
-import math
 import re
 import shutil
 import uuid
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-import duckdb
 import pytest
 
+from tests.bi import expectations
 from tests.bi.dashboard import DashboardLoad, load_dashboard
 from tests.support.browser import chromium, screenshot_path
 from tests.support.dbt import REPO, DbtProject
@@ -34,7 +32,6 @@ CHARTS = {
     "Hours with a delivery gap",
     "Rows delivered per hour",
 }
-TOLERANCE = 1e-6
 
 
 @pytest.fixture(scope="module")
@@ -51,141 +48,13 @@ def test_every_chart_draws_data(loaded: DashboardLoad) -> None:
     assert loaded.problems() == []
 
 
-# ---- the numbers
-
-
-def marts(project: DbtProject, sql: str) -> list[tuple[Any, ...]]:
-    with duckdb.connect(str(project.warehouse), read_only=True) as connection:
-        return connection.execute(sql).fetchall()
-
-
-def as_day(value: Any) -> dt.date:
-    """Superset sends temporal values as epoch milliseconds."""
-    if isinstance(value, int | float):
-        return dt.datetime.fromtimestamp(value / 1000, tz=dt.UTC).date()
-    return dt.date.fromisoformat(str(value)[:10])
-
-
-def close(a: float | None, b: float | None) -> bool:
-    if a is None or b is None:
-        return a is None and b is None
-    return math.isclose(a, b, rel_tol=0, abs_tol=TOLERANCE)
-
-
-def assert_same(
-    actual: dict[Any, tuple[float, ...]], expected: dict[Any, tuple[float, ...]]
+@pytest.mark.parametrize("check", expectations.CHECKS, ids=lambda c: c.__name__[6:])
+def test_chart_data_equals_the_marts(
+    check: Callable[[DashboardLoad, DbtProject], None],
+    loaded: DashboardLoad,
+    demo_warehouse: DbtProject,
 ) -> None:
-    assert set(actual) == set(expected), (sorted(actual)[:5], sorted(expected)[:5])
-    wrong = {
-        k: (actual[k], expected[k]) for k in expected if not all(map(close, actual[k], expected[k]))
-    }
-    assert wrong == {}
-
-
-def test_capacity_per_day_and_slot_type_equals_the_marts(
-    loaded: DashboardLoad, demo_warehouse: DbtProject
-) -> None:
-    chart = loaded.charts["Capacity, monetized and unsold hours per day by slot type"]
-    actual = {
-        (as_day(r["event_date"]), r["slot_type"]): (
-            r["capacity_hours"], r["monetized_hours"], r["unsold_hours"], r["sell_through"]
-        )
-        for r in chart.rows
-    }  # fmt: skip
-    expected = {
-        (day, slot_type): values
-        for day, slot_type, *values in marts(
-            demo_warehouse,
-            "select event_date, slot_type, sum(capacity_seconds) / 3600, "
-            "sum(monetized_seconds) / 3600, sum(unsold_seconds) / 3600, "
-            "sum(monetized_seconds) / sum(capacity_seconds) "
-            "from capacity_by_site group by all",
-        )
-    }
-    assert_same(actual, expected)
-
-
-def test_sell_through_by_site_and_section_equals_the_marts(
-    loaded: DashboardLoad, demo_warehouse: DbtProject
-) -> None:
-    sites = {
-        r["site_name"]: (r["sell_through"],) for r in loaded.charts["Sell-through by site"].rows
-    }
-    expected_sites = {
-        site: (rate,)
-        for site, rate in marts(
-            demo_warehouse,
-            "select site_name, sum(monetized_seconds) / sum(capacity_seconds) "
-            "from capacity_by_site group by all",
-        )
-    }
-    assert_same(sites, expected_sites)
-    sections = {
-        (r["site_name"], r["site_section_name"]): (r["sell_through"], r["capacity_hours"])
-        for r in loaded.charts["Sell-through by site section"].rows
-    }
-    expected_sections = {
-        (site, section): (rate, hours)
-        for site, section, rate, hours in marts(
-            demo_warehouse,
-            "select site_name, site_section_name, "
-            "sum(monetized_seconds) / sum(capacity_seconds), sum(capacity_seconds) / 3600 "
-            "from capacity_by_site_section group by all",
-        )
-    }
-    assert_same(sections, expected_sections)
-
-
-def test_series_with_most_unsold_hours_are_the_marts_top_15(
-    loaded: DashboardLoad, demo_warehouse: DbtProject
-) -> None:
-    shown = {
-        r["series_name"]: (r["unsold_hours"],)
-        for r in loaded.charts["Series with the most unsold hours"].rows
-    }
-    top = marts(
-        demo_warehouse,
-        "select series_name, sum(unsold_seconds) / 3600 as h from capacity_by_series "
-        "group by all order by h desc limit 15",
-    )
-    assert_same(shown, {name: (hours,) for name, hours in top})
-
-
-def test_slot_types_by_hour_of_day_equal_the_hourly_marts(
-    loaded: DashboardLoad, demo_warehouse: DbtProject
-) -> None:
-    # a time-series chart with a group-by: one column per slot type, one row per hour
-    actual = {
-        (slot_type, int(row["event_hour"])): (value,)
-        for row in loaded.charts["Preroll, midroll and overlay by hour of day"].rows
-        for slot_type, value in row.items()
-        if slot_type != "event_hour" and value is not None
-    }
-    expected = {
-        (slot_type, hour): (hours,)
-        for slot_type in ("preroll", "midroll", "overlay")
-        for hour, hours in marts(
-            demo_warehouse,
-            f"select event_hour, sum(capacity_seconds) / 3600 from capacity_{slot_type} "
-            "group by all",
-        )
-    }
-    assert_same(actual, expected)
-
-
-def test_delivery_health_shows_every_lake_row_and_no_gap(
-    loaded: DashboardLoad, demo_warehouse: DbtProject
-) -> None:
-    (gaps,) = loaded.charts["Hours with a delivery gap"].rows
-    assert list(gaps.values()) == [0]
-    cells = loaded.charts["Rows delivered per hour"].rows
-    # every row of the lake, counted from its Parquet files (not through dbt)
-    ((lake_rows,),) = marts(
-        demo_warehouse,
-        f"select count(*) from read_parquet('{demo_warehouse.lake}/v4_events/*/*/*.parquet')",
-    )
-    assert sum(cell["rows_delivered"] for cell in cells) == lake_rows
-    assert len(cells) == len(marts(demo_warehouse, "select * from dq_freewheel__delivery_health"))
+    check(loaded, demo_warehouse)
 
 
 # ---- a chart's dataset pointing at a missing column must fail the checks
