@@ -65,7 +65,6 @@ demo: $(STAMP) profiles.yml
 # then served in the foreground until Ctrl-C. The admin is $B2P_SUPERSET_ADMIN_USER (admin) with
 # $B2P_SUPERSET_ADMIN_PASSWORD, or a random password kept in $(B2P_SUPERSET_HOME)/admin_password.
 bi: $(BI_STAMP)
-	@test -f "$(B2P_DUCKDB_PATH)" || { echo "no warehouse at $(B2P_DUCKDB_PATH): run make demo first"; exit 1; }
 	$(BI_VENV)/bin/python bi/provision.py provision
 	$(BI_VENV)/bin/python bi/provision.py serve $(B2P_SUPERSET_PORT)
 

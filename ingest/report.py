@@ -161,8 +161,8 @@ def write_html(
         by_site_section=find_relation(connection, "capacity_by_site_section"),
         by_series=find_relation(connection, "capacity_by_series"),
         hourly={
-            slot_type: find_relation(connection, f"capacity_{slot_type}")
-            for slot_type in ("preroll", "midroll", "overlay")
+            slot_type: find_relation(connection, name)
+            for slot_type, name in report_html.HOURLY_MARTS.items()
         },
         delivery_health=find_relation(connection, "dq_freewheel__delivery_health"),
     )

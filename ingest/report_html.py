@@ -286,6 +286,19 @@ def chart(figure: Any, chart_id: str) -> str:
     )
 
 
+# The marts the report reads (models/exposures.yml lists the same: tests/bi/test_exposures.py)
+HOURLY_MARTS = {
+    slot_type: f"capacity_{slot_type}" for slot_type in ("preroll", "midroll", "overlay")
+}
+MART_NAMES = (
+    "capacity_by_site",
+    "capacity_by_site_section",
+    "capacity_by_series",
+    *HOURLY_MARTS.values(),
+    "dq_freewheel__delivery_health",
+)
+
+
 @dataclass(frozen=True)
 class Marts:
     """Relation names ("schema"."table") of the marts the report reads."""
