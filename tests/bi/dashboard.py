@@ -77,8 +77,37 @@ def slice_id_of(response: Response) -> int | None:
     return None
 
 
+def rison_string(value: str) -> str:
+    return "'" + value.replace("!", "!!").replace("'", "!'") + "'"
+
+
+def native_filters(values: dict[str, tuple[str, list[str] | str]]) -> str:
+    """The dashboard URL's ?native_filters= (rison) for {filter id: (column, values)}; a column
+    of "__time_range" sets a time filter to a "start : end" string."""
+    parts = []
+    for filter_id, (column, value) in values.items():
+        if column == "__time_range":
+            assert isinstance(value, str)
+            extra = f"(time_range:{rison_string(value)})"
+            state = rison_string(value)
+        else:
+            listed = "!(" + ",".join(rison_string(v) for v in value) + ")"
+            extra = f"(filters:!((col:{column},op:IN,val:{listed})))"
+            state = listed
+        parts.append(
+            f"{filter_id}:(extraFormData:{extra},filterState:(value:{state}),"
+            f"id:{filter_id},ownState:())"
+        )
+    return "?native_filters=" + urllib.parse.quote("(" + ",".join(parts) + ")")
+
+
 def load_dashboard(
-    browser: Browser, superset: Superset, slug: str, screenshot: Path, timeout: float = 180
+    browser: Browser,
+    superset: Superset,
+    slug: str,
+    screenshot: Path,
+    timeout: float = 180,
+    query: str = "",
 ) -> DashboardLoad:
     page = browser.context.new_page()
     log_in(page, superset)
@@ -103,7 +132,7 @@ def load_dashboard(
 
     page.on("response", record)
     started = time.monotonic()
-    page.goto(superset.dashboard_url(slug))
+    page.goto(superset.dashboard_url(slug) + query)
     deadline = started + timeout
     while any(c.status is None for c in charts.values()) and time.monotonic() < deadline:
         page.wait_for_timeout(500)

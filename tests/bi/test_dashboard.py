@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.bi import expectations
-from tests.bi.dashboard import DashboardLoad, load_dashboard
+from tests.bi.dashboard import DashboardLoad, load_dashboard, native_filters
 from tests.support.browser import chromium, screenshot_path
 from tests.support.dbt import REPO, DbtProject
 from tests.support.superset import Superset
@@ -55,6 +55,60 @@ def test_chart_data_equals_the_marts(
     demo_warehouse: DbtProject,
 ) -> None:
     check(loaded, demo_warehouse)
+
+
+# ---- the filters: date range, site, slot type
+
+SITE, SLOT_TYPE, DAY = "Ñandú Deportes", "preroll", "2026-11-02"
+
+
+@pytest.fixture(scope="module")
+def filtered(superset: Superset) -> DashboardLoad:
+    """The dashboard opened with its three filters set (as a person's choices are kept in the
+    URL): one site, one slot type, one day ([start, end) in Superset's time range)."""
+    query = native_filters(
+        {
+            "NATIVE_FILTER-site": ("site_name", [SITE]),
+            "NATIVE_FILTER-slot-type": ("slot_type", [SLOT_TYPE]),
+            "NATIVE_FILTER-date-range": ("__time_range", f"{DAY} : 2026-11-03"),
+        }
+    )
+    with chromium(allowed_prefixes=(superset.url,), height=2400) as browser:
+        return load_dashboard(
+            browser, superset, "ad-capacity", screenshot_path("dashboard-filtered"), query=query
+        )
+
+
+def test_the_filters_narrow_every_chart_whose_dataset_has_the_column(
+    filtered: DashboardLoad, demo_warehouse: DbtProject
+) -> None:
+    assert filtered.problems() == []
+    daily = filtered.charts["Capacity, monetized and unsold hours per day by slot type"].rows
+    assert {(expectations.as_day(r["event_date"]).isoformat(), r["slot_type"]) for r in daily} == {
+        (DAY, SLOT_TYPE)
+    }
+    ((capacity,),) = expectations.marts(
+        demo_warehouse,
+        "select sum(capacity_seconds) / 3600 from capacity_by_site "
+        f"where site_name = '{SITE}' and slot_type = '{SLOT_TYPE}' and event_date = '{DAY}'",
+    )
+    assert expectations.close(daily[0]["capacity_hours"], capacity)
+    assert [r["site_name"] for r in filtered.charts["Sell-through by site"].rows] == [SITE]
+    sections = filtered.charts["Sell-through by site section"].rows
+    assert sections and {r["site_name"] for r in sections} == {SITE}
+    # the series and hourly marts have no site: slot type and day apply, the site does not
+    series = filtered.charts["Series with the most unsold hours"].rows
+    expected_series = dict(
+        expectations.marts(
+            demo_warehouse,
+            "select series_name, sum(unsold_seconds) / 3600 as h from capacity_by_series "
+            f"where slot_type = '{SLOT_TYPE}' and event_date = '{DAY}' "
+            "group by all order by h desc limit 15",
+        )
+    )
+    assert {r["series_name"]: r["unsold_hours"] for r in series}.keys() == expected_series.keys()
+    hourly = filtered.charts["Preroll, midroll and overlay by hour of day"].rows
+    assert {k for row in hourly for k in row if k != "event_hour"} == {SLOT_TYPE}
 
 
 # ---- a chart's dataset pointing at a missing column must fail the checks

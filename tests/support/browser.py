@@ -49,6 +49,9 @@ def chromium(
             headless=True,
             args=FLAGS,
             viewport={"width": width, "height": height},
+            # a service worker (Superset registers one) would answer requests unseen by the
+            # route below and by the tests' response listeners
+            service_workers="block",
         )
         browser = Browser(context)
 
