@@ -1,7 +1,7 @@
 """Superset provisioned as code: `python bi/provision.py provision|serve`, run with .venv-bi's
 Python (Superset's own virtualenv; this file imports nothing of the pipeline's).
 
-provision: metadata database upgrade, admin user, roles, then the dashboard bundle (bi/bundle/,
+provision: metadata database upgrade, roles, admin user, then the dashboard bundle (bi/bundle/,
 Superset's export format) imported with the warehouse connection filled in, and each dataset's
 columns read from the warehouse itself. Run it again at will: the import overwrites by UUID.
 serve: gunicorn on 127.0.0.1.
@@ -150,8 +150,10 @@ def superset(*args: str) -> None:
         )
 
 
-def import_bundle(contents: dict[str, str], user: str) -> None:
-    """Import (overwrite) in Superset's app context, then read every dataset's columns."""
+def import_bundle(contents: dict[str, str], user: str, password: str) -> None:
+    """In Superset's app context: the admin user (created, or its password set to the current
+    one; done here, not with `superset fab create-admin`, so that the password never appears in
+    a command line), then the import (overwrite) and every dataset's columns."""
     os.environ.update({k: v for k, v in superset_env().items() if k not in os.environ})
     from superset.app import create_app
 
@@ -162,7 +164,17 @@ def import_bundle(contents: dict[str, str], user: str) -> None:
         from superset.connectors.sqla.models import SqlaTable
         from superset.utils.core import override_user
 
-        with override_user(security_manager.find_user(username=user)):
+        admin = security_manager.find_user(username=user)
+        if admin is None:
+            admin = security_manager.add_user(
+                user, "Ad", "Ops", f"{user}@localhost", security_manager.find_role("Admin"),
+                password=password,
+            )  # fmt: skip
+            if not admin:
+                sys.exit(f"provision: could not create the admin user {user!r}")
+        else:
+            security_manager.reset_password(admin.id, password)
+        with override_user(admin):
             ImportDashboardsCommand(contents, overwrite=True).run()
             datasets = {
                 yaml.safe_load(text)["uuid"]
@@ -179,12 +191,8 @@ def provision() -> None:
     warehouse = warehouse_from_env()
     user, password = admin_credentials()
     superset("db", "upgrade")
-    superset(
-        "fab", "create-admin", "--username", user, "--password", password,
-        "--firstname", "Ad", "--lastname", "Ops", "--email", f"{user}@localhost",
-    )  # fmt: skip
-    superset("init")
-    import_bundle(bundle_contents(warehouse), user)
+    superset("init")  # roles and permissions
+    import_bundle(bundle_contents(warehouse), user, password)
     print(f"provision: Ad capacity dashboard imported over {warehouse.redacted()}")
 
 
