@@ -1,8 +1,9 @@
 """The same dashboard bundle over Trino, Athena engine v3's engine (`make bi-test-trino`).
 
 Needs a Trino at B2P_TRINO_HOST:B2P_TRINO_PORT with a catalog B2P_TRINO_CATALOG that can create
-tables (the offline Athena harness's Hive-on-S3 catalog, or a memory catalog). The test copies
-the marts of the demo warehouse into B2P_TRINO_SCHEMA (default b2p_bi) through Trino, points
+tables (the offline Athena harness's Hive-on-S3 catalog, with B2P_TRINO_SCHEMA_LOCATION, or a
+memory catalog). The test copies the marts of the demo warehouse into B2P_TRINO_SCHEMA (default
+b2p_bi) through Trino (or, with B2P_TRINO_COPY_MARTS=0, uses marts already there), points
 Superset at it with the trino:// dialect (B2P_BI_ENGINE=trino, the same variables), loads the
 dashboard in Chromium and checks it exactly as over DuckDB: every chart draws data and equals the
 marts. (PyAthena's awsathena+rest:// needs Athena's own API; this checks the engine, the SQL the
@@ -99,7 +100,12 @@ def copy_marts(project: DbtProject, settings: dict[str, str]) -> None:
         cursor.execute(sql)
         cursor.fetchall()
 
-    run(f"create schema if not exists {schema}")
+    # a Hive catalog over S3 needs the schema's location (the Athena harness: s3://<bucket>/…)
+    location = os.environ.get("B2P_TRINO_SCHEMA_LOCATION")
+    run(
+        f"create schema if not exists {schema}"
+        + (f" with (location = '{location}')" if location else "")
+    )
     with duckdb.connect(str(project.warehouse), read_only=True) as warehouse:
         for table in MARTS:
             described = warehouse.execute(f"describe {table}").fetchall()
@@ -124,7 +130,10 @@ def loaded_on_trino(
     demo_warehouse: DbtProject, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[DashboardLoad]:
     settings = trino_settings()
-    copy_marts(demo_warehouse, settings)
+    # B2P_TRINO_COPY_MARTS=0: the schema already holds marts dbt built from the default sample
+    # (`b2p sample` with its defaults, as make demo), e.g. by dbt-athena on the Athena harness
+    if os.environ.get("B2P_TRINO_COPY_MARTS", "1") != "0":
+        copy_marts(demo_warehouse, settings)
     home = tmp_path_factory.mktemp("superset-trino")
     with running_superset(home, settings) as superset:
         with chromium(allowed_prefixes=(superset.url,), height=2400) as browser:
