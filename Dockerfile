@@ -1,6 +1,6 @@
 # One image, three uses, each choosing its own entry point:
 #   ingest Lambdas   python -m awslambdaric ingest.aws_lambda.{planner,worker}_handler  (infra stack)
-#   dbt on Fargate   dbt build --target athena                                         (task definition)
+#   dbt on Fargate   sh /app/scheduled_dbt.sh --target athena (freshness, then build) (task definition)
 #   names on Fargate b2p dimensions --lake s3://… --secret-id …                        (task definition)
 # Build for the architecture the stack declares (X86_64):
 #   docker build --platform linux/amd64 -t bones2peaches:latest .
@@ -32,6 +32,7 @@ COPY profiles.yml.example ./profiles.yml
 COPY models ./models
 COPY macros ./macros
 COPY seeds ./seeds
+COPY infra/scheduled_dbt.sh ./
 # Batch jobs and Lambda functions: nothing long-running for a health check to probe.
 HEALTHCHECK NONE
 USER 65534:65534

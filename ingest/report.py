@@ -1,4 +1,5 @@
-"""`b2p report`: the capacity summary a person reads after `make demo`.
+"""`b2p report`: the capacity summary a person reads after `make demo`, or (--html) the same
+as one self-contained HTML file with charts (ingest/report_html.py).
 
 Reads the marts dbt built in the local DuckDB warehouse; nothing here recomputes a metric.
 """
@@ -6,12 +7,14 @@ Reads the marts dbt built in the local DuckDB warehouse; nothing here recomputes
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import os
 from pathlib import Path
 
 import duckdb
 
 from ingest.errors import UserError
+from ingest.report_html import Marts, ReportScope
 
 SUMMARY_SQL = """
 select
@@ -22,6 +25,7 @@ select
     sum(unsold_seconds)     / 3600.0 as unsold_hours,
     sum(monetized_seconds)  / nullif(sum(capacity_seconds), 0) as sell_through_rate
 from {relation}
+where {where}
 group by slot_type
 order by capacity_hours desc
 """
@@ -41,6 +45,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sql", help="run this query (read-only) against the warehouse and print its result"
     )
+    parser.add_argument(
+        "--html",
+        metavar="FILE",
+        help="write the report with charts to FILE: one HTML file that opens with no network",
+    )
+    parser.add_argument("--from", dest="first_day", type=day, help="first day, YYYY-MM-DD")
+    parser.add_argument("--to", dest="last_day", type=day, help="last day, YYYY-MM-DD")
+    parser.add_argument("--site", help="only this site (name or id; default all sites)")
+
+
+def day(text: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date; use YYYY-MM-DD") from None
 
 
 def find_relation(connection: duckdb.DuckDBPyConnection, name: str) -> str:
@@ -94,21 +113,62 @@ def percent(ratio: float | None) -> str:
     return "-" if ratio is None else f"{ratio:.1%}"
 
 
-def print_summary(connection: duckdb.DuckDBPyConnection, path: Path) -> None:
+def summary_table(
+    connection: duckdb.DuckDBPyConnection, scope: ReportScope
+) -> tuple[list[str], list[list[str]]]:
+    """The summary's headers and cells per slot type, as printed (and shown in the HTML)."""
     relation = find_relation(connection, "capacity_by_site")
-    rows = connection.execute(SUMMARY_SQL.format(relation=relation)).fetchall()
-    first, last = connection.execute(
-        f"select min(event_date), max(event_date) from {relation}"
-    ).fetchone()
+    where, parameters = scope.where(with_site=True)
+    rows = connection.execute(SUMMARY_SQL.format(relation=relation, where=where), parameters)
     headers = ["slot type", "slots", "capacity h", "monetized h", "unsold h", "sell-through"]
     # sell-through is a ratio: a percentage reads better than a float
-    shown = [
-        (row[0], row[1], *(f"{hours:,.1f}" for hours in row[2:5]), percent(row[5])) for row in rows
+    cells = [
+        [row[0], f"{row[1]:,}", *(f"{hours:,.1f}" for hours in row[2:5]), percent(row[5])]
+        for row in rows.fetchall()
     ]
-    print(f"Ad capacity {first} .. {last}, hours of ad time, all sites\n")
-    print(format_table(headers, shown, right=[False] + [True] * 5))
+    return headers, cells
+
+
+def covered_days(
+    connection: duckdb.DuckDBPyConnection, scope: ReportScope
+) -> tuple[dt.date | None, dt.date | None]:
+    relation = find_relation(connection, "capacity_by_site")
+    where, parameters = scope.where(with_site=True)
+    first, last = connection.execute(
+        f"select min(event_date), max(event_date) from {relation} where {where}", parameters
+    ).fetchone() or (None, None)
+    return first, last
+
+
+def print_summary(connection: duckdb.DuckDBPyConnection, path: Path, scope: ReportScope) -> None:
+    headers, cells = summary_table(connection, scope)
+    first, last = covered_days(connection, scope)
+    relation = find_relation(connection, "capacity_by_site")
+    sites = f"site {scope.site}" if scope.site else "all sites"
+    print(f"Ad capacity {first} .. {last}, hours of ad time, {sites}\n")
+    print(format_table(headers, [tuple(row) for row in cells], right=[False] + [True] * 5))
     print(f"\nWarehouse: {path.resolve()}  (DuckDB; marts in schema {relation.split('.')[0]})")
     print(f'Query it:  .venv/bin/b2p report --sql "{EXAMPLE_QUERY}"')
+
+
+def write_html(
+    connection: duckdb.DuckDBPyConnection, path: Path, scope: ReportScope, target: Path
+) -> None:
+    from ingest import report_html
+
+    marts = Marts(
+        by_site=find_relation(connection, "capacity_by_site"),
+        by_site_section=find_relation(connection, "capacity_by_site_section"),
+        by_series=find_relation(connection, "capacity_by_series"),
+        hourly={
+            slot_type: find_relation(connection, name)
+            for slot_type, name in report_html.HOURLY_MARTS.items()
+        },
+        delivery_health=find_relation(connection, "dq_freewheel__delivery_health"),
+    )
+    content = report_html.render(connection, marts, scope, summary_table(connection, scope), path)
+    report_html.write(target, content)
+    print(f"HTML report: {target.resolve()}  (open it in a browser; it needs no network)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -124,5 +184,9 @@ def run(args: argparse.Namespace) -> int:
             headers = [column[0] for column in result.description]
             print(format_table(headers, result.fetchall()))
         else:
-            print_summary(connection, path)
+            scope = ReportScope(args.first_day, args.last_day, args.site)
+            if args.html:
+                write_html(connection, path, scope, Path(args.html))
+            else:
+                print_summary(connection, path, scope)
     return 0

@@ -38,8 +38,11 @@ select * from hourly
 {#
     One row per event_date x slot_type x <id_column>, all slot types, named from the dimension
     `dimension_model` (see dimension_name for ids missing from it or null).
+    With `parent` (dimension_model, id_column, name_column, label of the dimension the member
+    belongs to, e.g. a site section's site), the member's parent id as the dimension snapshot
+    gives it and its name follow the member's name: BI tools drill down from parent to member.
 #}
-{% macro capacity_by_dimension_mart(dimension_model, id_column, name_column, label) %}
+{% macro capacity_by_dimension_mart(dimension_model, id_column, name_column, label, parent=none) %}
 {%- set window_start = bones2peaches.incremental_window_start() if is_incremental() else none %}
 
 with
@@ -56,6 +59,14 @@ dimension as (
     select * from {{ ref(dimension_model) }}
 
 ),
+{%- if parent %}
+
+parent_dimension as (
+
+    select * from {{ ref(parent.dimension_model) }}
+
+),
+{%- endif %}
 
 daily as (
 
@@ -76,6 +87,10 @@ named as (
         daily.slot_type,
         daily.{{ id_column }},
         {{ bones2peaches.dimension_name('daily.' ~ id_column, 'dimension.' ~ name_column, label) | indent(8) }} as {{ name_column }},
+        {%- if parent %}
+        dimension.{{ parent.id_column }},
+        {{ bones2peaches.dimension_name('dimension.' ~ parent.id_column, 'parent_dimension.' ~ parent.name_column, parent.label) | indent(8) }} as {{ parent.name_column }},
+        {%- endif %}
         {%- for metric in bones2peaches.capacity_metric_names() %}
         daily.{{ metric }},
         {%- endfor %}
@@ -84,6 +99,10 @@ named as (
     from daily
     left join dimension
         on daily.{{ id_column }} = dimension.{{ id_column }}
+    {%- if parent %}
+    left join parent_dimension
+        on dimension.{{ parent.id_column }} = parent_dimension.{{ parent.id_column }}
+    {%- endif %}
 
 )
 

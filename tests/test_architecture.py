@@ -31,7 +31,8 @@ ALLOWED: dict[str, set[str]] = {
         "ingest.errors",
         "ingest.structured_logging",
     },
-    "ingest.report": {"ingest.errors"},
+    "ingest.report": {"ingest.errors", "ingest.report_html"},
+    "ingest.report_html": {"ingest.errors"},
     # the subcommands are imported by name (a string), only the one invoked
     "ingest.cli": {"ingest.errors", "ingest.structured_logging"},
     "ingest": set(),

@@ -5,4 +5,10 @@
     id_column='site_section_id',
     name_column='site_section_name',
     label='site section',
+    parent={
+        'dimension_model': 'stg_freewheel__sites',
+        'id_column': 'site_id',
+        'name_column': 'site_name',
+        'label': 'site',
+    },
 ) }}

@@ -59,6 +59,10 @@ def called_functions(tree: exp.Expr, sql: str) -> set[str]:
             continue
         if isinstance(node, exp.If) and isinstance(node.parent, exp.Case):
             continue
+        # UNNEST in a FROM clause is Trino's relation syntax (SELECT ... CROSS JOIN UNNEST), not
+        # a function; what it unnests (sequence(...)) is still checked
+        if isinstance(node, exp.Unnest):
+            continue
         names.add(_written_name(node, sql))
     return names
 

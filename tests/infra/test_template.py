@@ -5,13 +5,15 @@ back from the template."""
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ingest.logs.contract import CONTRACT, LINEAGE, PARTITIONS
 from ingest.logs.contract_files import glue_type
-from tests.infra.cfn import load_template, resources_of_type
+from tests.infra.cfn import REPO_ROOT, load_template, resources_of_type
 
 # The lake's own column list (the contract, then the lineage): the stack's region is generated
 # from it by `make contract`; here the parsed template is held to it.
@@ -215,13 +217,14 @@ def container(template: dict[str, Any], task: str) -> dict[str, Any]:
 def test_dbt_task_builds_on_athena_with_the_stack_s_settings(template: dict[str, Any]) -> None:
     dbt = container(template, "DbtTaskDefinition")
     assert [*dbt["EntryPoint"], *dbt["Command"]] == [
-        "dbt",
-        "build",
-        "--exclude-resource-type",
-        "unit_test",
+        "/bin/sh",
+        "/app/scheduled_dbt.sh",
         "--target",
         "athena",
     ]
+    # the image puts the script where the task runs it (WORKDIR /app)
+    dockerfile = (REPO_ROOT / "Dockerfile").read_text()
+    assert "WORKDIR /app" in dockerfile and "COPY infra/scheduled_dbt.sh ./" in dockerfile
     env = {e["Name"]: e["Value"] for e in dbt["Environment"]}
     assert env == {
         "B2P_ATHENA_REGION": {"Ref": "AWS::Region"},
@@ -235,6 +238,40 @@ def test_dbt_task_builds_on_athena_with_the_stack_s_settings(template: dict[str,
     assert props(template, "DbtTaskDefinition")["TaskRoleArn"] == {
         "Fn::GetAtt": ["DbtTaskRole", "Arn"]
     }
+
+
+def run_dbt_task_script(tmp_path: Path, freshness: int, build: int) -> tuple[int, list[str]]:
+    """infra/scheduled_dbt.sh with the task's arguments, run by /bin/sh with a `dbt` on PATH that
+    logs its arguments and exits with the given status per subcommand."""
+    fake = tmp_path / "dbt"
+    calls = tmp_path / "calls"
+    fake.write_text(
+        "#!/bin/sh\n"
+        f'echo "$*" >> {calls}\n'
+        f'if [ "$1" = source ]; then exit {freshness}; fi\n'
+        f"exit {build}\n"
+    )
+    fake.chmod(0o755)
+    arguments = container(load_template(), "DbtTaskDefinition")["Command"]
+    script = REPO_ROOT / "infra" / "scheduled_dbt.sh"
+    env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+    result = subprocess.run(["/bin/sh", str(script), *arguments], env=env, check=False)
+    return result.returncode, calls.read_text().splitlines()
+
+
+@pytest.mark.parametrize(
+    ("freshness", "build", "failed"),
+    [(0, 0, False), (1, 0, True), (0, 1, True), (1, 1, True)],
+)
+def test_dbt_task_builds_even_when_the_source_is_stale_and_fails_if_either_failed(
+    tmp_path: Path, freshness: int, build: int, failed: bool
+) -> None:
+    code, calls = run_dbt_task_script(tmp_path, freshness, build)
+    assert calls == [
+        "source freshness --target athena",
+        "build --exclude-resource-type unit_test --target athena",
+    ]
+    assert (code != 0) == failed
 
 
 def test_dimensions_task_gets_the_secret_by_arn_never_by_value(template: dict[str, Any]) -> None:

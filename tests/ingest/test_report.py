@@ -75,3 +75,32 @@ def test_a_warehouse_without_marts_says_what_to_run(
     duckdb.connect(str(empty)).close()
     assert main(["report", "--warehouse", str(empty)]) == 1
     assert "run `dbt build" in capsys.readouterr().err
+
+
+def test_html_on_a_warehouse_without_every_mart_says_what_to_run(
+    warehouse: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    target = tmp_path / "report.html"
+    assert main(["report", "--warehouse", str(warehouse), "--html", str(target)]) == 1
+    err = capsys.readouterr().err
+    assert "capacity_by_site_section" in err and "run `dbt build" in err
+    assert not target.exists() and not list(tmp_path.glob("*.partial"))
+
+
+def test_a_bad_date_is_a_usage_error(warehouse: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["report", "--warehouse", str(warehouse), "--from", "1 Nov"])
+    assert exit_info.value.code == 2
+    assert "'1 Nov' is not a date; use YYYY-MM-DD" in capsys.readouterr().err
+
+
+def test_the_summary_takes_a_date_range_and_a_site(
+    warehouse: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    arguments = ["--from", "2026-11-02", "--to", "2026-11-02", "--site", "Site B"]
+    assert main(["report", "--warehouse", str(warehouse), *arguments]) == 0
+    out = capsys.readouterr().out
+    assert "2026-11-02 .. 2026-11-02" in out and "site Site B" in out
+    preroll = next(line for line in out.splitlines() if line.startswith("preroll"))
+    assert preroll.split() == ["preroll", "5", "1.0", "0.5", "0.5", "50.0%"]
+    assert not any(line.startswith("overlay") for line in out.splitlines())  # Site A's only
