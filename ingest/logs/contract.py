@@ -244,10 +244,10 @@ def _parse_json_mapping(text: str, origin: str) -> FeedMapping:
     for key, value in raw.items():
         if key.startswith("#"):
             continue  # a comment
-        if isinstance(value, str):
-            pairs.append((key, value))
-        elif key in _SETTINGS:
+        if key in _SETTINGS:
             settings[key] = value
+        elif isinstance(value, str):
+            pairs.append((key, value))
         elif isinstance(value, list) and value and all(isinstance(v, str) for v in value):
             built.append((key, value))
         else:
