@@ -82,9 +82,10 @@ def test_adding_a_contract_column_is_one_edit_and_make_contract(
     assert stack.index("Name: creative_rendition_id") < stack.index("Name: extra_columns")
     sources = (root / "models/staging/_freewheel__sources.yml").read_text()
     assert "- name: creative_rendition_id" in sources
-    assert "| creative_rendition_id | bigint | no | FreeWheel rendition id" in (
-        root / "README.md"
-    ).read_text()
+    assert (
+        "| creative_rendition_id | bigint | no | FreeWheel rendition id"
+        in (root / "README.md").read_text()
+    )
     macro = (root / "macros/contract/v4_events_columns.sql").read_text()
     assert "('creative_rendition_id', 'bigint')" in macro
 
