@@ -16,7 +16,7 @@ from ingest.names.snapshots import DIMENSION_SCHEMAS, read_snapshot
 from ingest.storage import LocalStorage
 from tests.ingest.names.test_dimensions import current_bytes, seed_previous_snapshots
 
-SITES = "id,name\n31001,Bones & Peaches TV\n31002,\"Cuisine & Vins, Édition Spéciale\"\n"
+SITES = 'id,name\n31001,Bones & Peaches TV\n31002,"Cuisine & Vins, Édition Spéciale"\n'
 SECTIONS = "id,name\n41001,Bones & Peaches TV|Home\n41002,Bones & Peaches TV|Drama|Thrillers\n"
 SERIES = "id\tname\n51001\tThe Bone Collector's Kitchen\n51002\t\n"
 
@@ -144,4 +144,4 @@ def test_companion_files_can_come_from_s3(tmp_path: Path, aws: str) -> None:
         s3.put_object(Bucket="delivery", Key=f"2021/02/18/{path.name}", Body=path.read_bytes())
 
     assert from_files(tmp_path / "lake", "s3://delivery/2021/02/18") == 0
-    assert [name for _, name in rows(tmp_path / "lake", "sites")][0] == "Bones & Peaches TV"
+    assert rows(tmp_path / "lake", "sites")[0][1] == "Bones & Peaches TV"
