@@ -4,8 +4,7 @@
 comma, tab, semicolon or pipe, whichever splits the header into the most fields outside quotes
 (a tie goes to the earlier one in that list, so a one-column header stays comma-separated).
 `b2p inspect` reports the rest (`describe`) from the first bytes of a file, so a feed nobody has
-seen shows what it is before it is ingested: ingest reads UTF-8 (a BOM is fine) with LF or CRLF
-line ends.
+seen shows what it is before it is ingested (ingest reads UTF-8; a BOM is fine).
 """
 
 from __future__ import annotations
@@ -39,8 +38,7 @@ class Dialect:
     delimiter: str
     encoding: str  # "UTF-8", "ASCII", "UTF-16 LE", "not UTF-8 (...)"
     bom: bool
-    line_endings: str  # "LF", "CRLF", "CR", "mixed (...)" or "none"
-    readable: bool  # whether `b2p ingest` reads this encoding and these line endings
+    line_endings: str  # of the header line: "LF", "CRLF", "CR" or "none"
 
     @property
     def delimiter_name(self) -> str:
@@ -51,33 +49,25 @@ def describe(data: bytes) -> Dialect:
     """The dialect of a file from its first bytes (decompressed), which may end mid-line."""
     for bom, name in _UTF16_BOMS.items():
         if data.startswith(bom):
-            return Dialect(",", name, True, "unknown", readable=False)
+            return Dialect(",", name, True, "unknown")
     bom = data.startswith(UTF8_BOM)
     body = data[len(UTF8_BOM) :] if bom else data
-    encoding, readable = _encoding(body)
-    endings = line_endings(body)
-    header_line = body.split(b"\n", 1)[0].decode("utf-8", errors="replace")
-    return Dialect(
-        detect_delimiter(header_line),
-        encoding,
-        bom,
-        endings,
-        readable=readable and endings in ("LF", "CRLF", "none"),
-    )
+    first, newline, _ = body.partition(b"\n")
+    header_line = first.decode("utf-8", errors="replace")
+    # the header's line end: values further on may hold other newlines inside quotes
+    ending = line_endings(first + newline) if newline else line_endings(first)
+    return Dialect(detect_delimiter(header_line), _encoding(body), bom, ending)
 
 
-def _encoding(body: bytes) -> tuple[str, bool]:
+def _encoding(body: bytes) -> str:
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as exc:
         if exc.start >= len(body) - 3 and exc.reason == "unexpected end of data":
-            return "UTF-8", True  # the sample ends inside a multi-byte character
+            return "UTF-8"  # the sample ends inside a multi-byte character
         line = 1 + body.count(b"\n", 0, exc.start)
-        return (
-            f"not UTF-8 (byte 0x{body[exc.start]:02x} on line {line}; Latin-1 or Windows-1252?)",
-            False,
-        )
-    return ("ASCII" if body.isascii() else "UTF-8"), True
+        return f"not UTF-8 (byte 0x{body[exc.start]:02x} on line {line}; Latin-1 or Windows-1252?)"
+    return "ASCII" if body.isascii() else "UTF-8"
 
 
 def line_endings(body: bytes) -> str:

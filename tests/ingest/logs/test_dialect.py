@@ -32,18 +32,17 @@ def test_the_delimiter_is_the_one_that_splits_the_header_most(header: str, expec
 
 def test_describe_reports_bom_encoding_and_line_endings() -> None:
     crlf = describe(codecs.BOM_UTF8 + "a;b\r\nÄ;2\r\n".encode())
-    assert (crlf.delimiter_name, crlf.encoding, crlf.bom, crlf.line_endings, crlf.readable) == (
+    assert (crlf.delimiter_name, crlf.encoding, crlf.bom, crlf.line_endings) == (
         "semicolon",
         "UTF-8",
         True,
         "CRLF",
-        True,
     )
     latin = describe(b"a,b\nx,\xe9t\xe9\n")
     assert latin.encoding.startswith("not UTF-8 (byte 0xe9 on line 2")
-    assert not latin.readable
+    assert describe(b"a\tb\n1\t2\n").encoding == "ASCII"
     utf16 = describe(codecs.BOM_UTF16_LE + "a,b\n".encode("utf-16-le"))
-    assert (utf16.encoding, utf16.readable) == ("UTF-16 LE", False)
+    assert (utf16.encoding, utf16.bom) == ("UTF-16 LE", True)
     assert describe("a,b\n€".encode()[:-1]).encoding == "UTF-8"  # cut inside a character
     assert line_endings(b"a\rb\rc") == "CR"
     assert line_endings(b"a\nb\r\nc\n") == "mixed (2 LF, 1 CRLF)"
