@@ -243,8 +243,8 @@ def _slot_key_shape(
     # a slot re-logged with other values is not a duplicate record: allow a few
     value = join_share * (1.0 if unique_share >= UNIQUE_ENOUGH else 0.5 * unique_share)
     evidence = (
-        f"unique per request on {_percent(unique, slots)} of {slots} slot rows; "
-        f"{_percent(joined, ads)} of {ads} ad rows find their slot by it"
+        f"unique per request on {_percent(unique, slots)} of {slots:,} slot rows; "
+        f"{_percent(joined, ads)} of {ads:,} ad rows find their slot by it"
     )
     return round(value, 3), evidence
 

@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         metavar="SHARE",
         help="quarantine a file when more than this share of its rows (0-1) is rejected; a file "
-        "with every row rejected always is (default 0.2, or the mapping file's)",
+        "with every row rejected always is (default 0.1, or the mapping file's)",
     )
     parser.add_argument(
         "--source-role-arn",

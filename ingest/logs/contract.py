@@ -105,7 +105,8 @@ CONTRACT: tuple[Column, ...] = (
         pa.string(),
         False,
         "How the ad was sold, as delivered: HOUSE, PROMO, FILLER, DEFAULT or empty mean not "
-        "monetized (the seed `not_monetized_sales_types`).",
+        "monetized (the seed `not_monetized_sales_types`); publishers' `sales_channel_type` "
+        "(`Direct Sold`, `Reseller Sold`, empty) is this column under another name.",
     ),
 )
 
@@ -167,7 +168,7 @@ KEY_SEPARATOR = ":"
 DEFAULT_NULL_ID_VALUES: tuple[str, ...] = ("-1",)
 # More than this share of a file's rows rejected: the file was not understood (a column mapped
 # wrong, a format nobody told b2p about) and is quarantined instead of ingested (DECISIONLOG.md).
-DEFAULT_MAX_REJECTED_SHARE = 0.2
+DEFAULT_MAX_REJECTED_SHARE = 0.1
 _SETTINGS = ("null_id_values", "max_rejected_share")
 BUILDABLE_NAMES: frozenset[str] = frozenset(
     column.name for column in CONTRACT if pa.types.is_string(column.type)
@@ -207,7 +208,7 @@ def parse_aliases(text: str, origin: str) -> FeedMapping:
 
     JSON: `{"their header": "contract_column", ...}` as always, plus
     `"slot_id": ["time_position_class", "slot_index"]` (a contract column built from several
-    columns), `"null_id_values": ["-1"]`, `"max_rejected_share": 0.2`; keys starting with `#`
+    columns), `"null_id_values": ["-1"]`, `"max_rejected_share": 0.1`; keys starting with `#`
     are comments. CSV: `their header,contract_column` per line; `a+b,slot_id` builds slot_id.
     Header names are normalised like headers, so an alias matches however the file spells it.
     """

@@ -1,7 +1,7 @@
 """Whether a file was understood: a delivery whose rows are (nearly) all rejected is not a success.
 
 Rejected rows are normal in small numbers (a garbled beacon, a value out of range). A file whose
-rows are all rejected, or more than the feed's `max_rejected_share` of them (20 % by default,
+rows are all rejected, or more than the feed's `max_rejected_share` of them (10 % by default,
 `--max-rejected-share` or the mapping file), was not understood: a column mapped to the wrong
 field, a time format or delimiter nobody told b2p about. Ingesting what little passes would
 make the marts quietly wrong, so the attempt quarantines the whole file instead
