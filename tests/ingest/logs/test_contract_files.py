@@ -41,7 +41,7 @@ def test_make_contract_changes_nothing_in_a_current_tree(tmp_path: Path) -> None
 def test_a_stale_glue_definition_fails_naming_the_file_and_the_column(tmp_path: Path) -> None:
     root = copy_derived_files(tmp_path)
     stack = root / "infra/bones2peaches.yaml"
-    stack.write_text(stack.read_text().replace("- { Name: ad_id, Type: bigint }\n", "", 1))
+    stack.write_text(stack.read_text().replace("{Name: ad_id, Type: bigint},", "", 1))
     region = next(r for r in REGIONS if r.path == "infra/bones2peaches.yaml")
     with pytest.raises(StaleFile) as stale:
         contract_files.check(region, root)
@@ -78,7 +78,7 @@ def test_adding_a_contract_column_is_one_edit_and_make_contract(
     assert contract_files.main([], root=root) == 0  # make contract
     assert contract_files.main(["--check"], root=root) == 0
     stack = (root / "infra/bones2peaches.yaml").read_text()
-    assert "- { Name: creative_rendition_id, Type: bigint }" in stack
+    assert "{Name: creative_rendition_id, Type: bigint}" in stack
     assert stack.index("Name: creative_rendition_id") < stack.index("Name: extra_columns")
     sources = (root / "models/staging/_freewheel__sources.yml").read_text()
     assert "- name: creative_rendition_id" in sources
