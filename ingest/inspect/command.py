@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import os
 from collections import Counter
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from ingest.inspect.inspection import Inspection, RejectSummary, inspect_samples
 from ingest.inspect.sampling import SAMPLE_BYTES, FileSample, read_sample
 from ingest.logs.contract import FeedMapping, load_aliases, mapping_document
 from ingest.logs.reader import is_log_file
-from ingest.logs.runner import SourceAccess
+from ingest.logs.runner import SourceAccess, add_source_access_arguments
 
 DEFAULT_FILES = 5
 VOCABULARY_SHOWN = 12
@@ -69,16 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="FILE",
         help="a mapping file to check, and to start the proposal from",
     )
-    parser.add_argument(
-        "--source-role-arn",
-        default=os.environ.get("B2P_SOURCE_ROLE_ARN") or None,
-        help="IAM role to assume for reading an S3 source (default: $B2P_SOURCE_ROLE_ARN)",
-    )
-    parser.add_argument(
-        "--source-external-id",
-        default=os.environ.get("B2P_SOURCE_EXTERNAL_ID") or None,
-        help="external id the source role requires (default: $B2P_SOURCE_EXTERNAL_ID)",
-    )
+    add_source_access_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:

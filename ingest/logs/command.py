@@ -24,7 +24,7 @@ from ingest.logs.attempt import (
 from ingest.logs.contract import FeedMapping, load_aliases
 from ingest.logs.lake import IngestLog
 from ingest.logs.progress import ProgressBar
-from ingest.logs.runner import SourceAccess, ingest_all, plan
+from ingest.logs.runner import SourceAccess, add_source_access_arguments, ingest_all, plan
 from ingest.logs.runtime import bound_arrow_memory
 from ingest.storage import Storage, open_storage
 
@@ -56,17 +56,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="quarantine a file when more than this share of its rows (0-1) is rejected; a file "
         "with every row rejected always is (default 0.1, or the mapping file's)",
     )
-    parser.add_argument(
-        "--source-role-arn",
-        default=os.environ.get("B2P_SOURCE_ROLE_ARN") or None,
-        help="IAM role to assume for reading an S3 source, e.g. one in FreeWheel's account "
-        "(default: $B2P_SOURCE_ROLE_ARN); the lake is written with your own credentials",
-    )
-    parser.add_argument(
-        "--source-external-id",
-        default=os.environ.get("B2P_SOURCE_EXTERNAL_ID") or None,
-        help="external id the source role requires (default: $B2P_SOURCE_EXTERNAL_ID)",
-    )
+    add_source_access_arguments(parser)
     parser.add_argument(
         "--retry-quarantined",
         action="store_true",

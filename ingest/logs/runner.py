@@ -8,6 +8,7 @@ processes that survives a worker dying. The Lambda fan-out (`ingest.aws_lambda`)
 
 from __future__ import annotations
 
+import argparse
 import functools
 import logging
 import os
@@ -57,6 +58,21 @@ class SourceAccess:
                     "log files"
                 )
         return open_storage(self.uri, role_arn=self.role_arn, external_id=self.external_id)
+
+
+def add_source_access_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `SourceAccess` (b2p ingest, b2p inspect)."""
+    parser.add_argument(
+        "--source-role-arn",
+        default=os.environ.get("B2P_SOURCE_ROLE_ARN") or None,
+        help="IAM role to assume for reading an S3 source, e.g. one in FreeWheel's account "
+        "(default: $B2P_SOURCE_ROLE_ARN); the lake is written with your own credentials",
+    )
+    parser.add_argument(
+        "--source-external-id",
+        default=os.environ.get("B2P_SOURCE_EXTERNAL_ID") or None,
+        help="external id the source role requires (default: $B2P_SOURCE_EXTERNAL_ID)",
+    )
 
 
 def plan(

@@ -17,6 +17,7 @@ import pytest
 from ingest.cli import main as b2p
 from ingest.logs.contract import load_aliases
 from tests.e2e.ground_truth import assert_matches_ground_truth, read_ground_truth, read_relation
+from tests.support import samples
 from tests.support.dbt import DbtProject, project_copy
 from tests.support.v4files import event_files, log_records, rejects
 
@@ -26,9 +27,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("field_sample")
-    args = ["--vocabulary", "field", "--seed", "7", "--days", "2", "--slots-per-hour", "50"]
-    assert b2p(["sample", "--out", str(out), *args]) == 0
-    return out
+    return samples.field_sample(out, days=2, slots_per_hour=50, seed=7)
 
 
 @pytest.fixture(scope="module")

@@ -15,15 +15,13 @@ from ingest.inspect.candidates import name_score
 from ingest.inspect.sampling import read_sample
 from ingest.logs.contract import load_aliases
 from ingest.storage import LocalStorage
+from tests.support import samples
 from tests.support.v4files import write_log
 
 
 @pytest.fixture(scope="module")
 def field_sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("field")
-    args = ["--vocabulary", "field", "--days", "1", "--slots-per-hour", "40", "--seed", "3"]
-    assert b2p(["sample", "--out", str(out), *args]) == 0
-    return out
+    return samples.field_sample(tmp_path_factory.mktemp("field"))
 
 
 def inspect(source: Path, *extra: str) -> int:

@@ -12,16 +12,13 @@ from pathlib import Path
 
 import pytest
 
-from ingest.cli import main as b2p
 from ingest.sample.field import FIELD_COLUMNS
+from tests.support import samples
 
 
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("field")
-    args = ["--vocabulary", "field", "--days", "1", "--slots-per-hour", "40", "--seed", "5"]
-    assert b2p(["sample", "--out", str(out), *args]) == 0
-    return out
+    return samples.field_sample(tmp_path_factory.mktemp("field"), seed=5)
 
 
 def snake(name: str) -> str:
@@ -92,8 +89,7 @@ def test_companion_files_name_ids_and_sections_hold_their_path(sample: Path) -> 
 
 
 def test_the_same_seed_gives_the_same_bytes(sample: Path, tmp_path: Path) -> None:
-    args = ["--vocabulary", "field", "--days", "1", "--slots-per-hour", "40", "--seed", "5"]
-    assert b2p(["sample", "--out", str(tmp_path), *args]) == 0
+    samples.field_sample(tmp_path, seed=5)
     for path in sorted(sample.rglob("*")):
         if path.is_file() and path.name != "sample_manifest.json":
             assert (tmp_path / path.relative_to(sample)).read_bytes() == path.read_bytes(), path
