@@ -1,17 +1,17 @@
-"""Peak memory and time of `b2p inspect` on one large file: `python -m benchmarks.inspect_bench`.
+"""Peak memory and time of `b2p inspect` on large files: `python -m benchmarks.inspect_bench`.
 
-Writes a gzip v4 file of at least `--gigabytes` uncompressed (the generator of
-`benchmarks.ingest_memory`), then runs `b2p inspect --source DIR` on it in a subprocess and
-prints the child's peak RSS (getrusage RUSAGE_CHILDREN) and wall time. For scale it also times
-`gzip -dc FILE > /dev/null`, the floor of anything that reads the whole file: inspect reads a
-bounded sample (`--sample-mb`, 8 MB decompressed by default), so its time and memory must not
-grow with the file. Not a test: figures to print and compare.
+Writes gzip v4 files of 0.1 and `--gigabytes` (1.0) GB uncompressed (the generator of
+`benchmarks.ingest_memory`) and runs `b2p inspect --source DIR` on each in its own subprocess,
+printing the child's peak RSS (getrusage of that child alone, via os.wait4) and wall time. For
+scale it times `gzip -dc FILE > /dev/null`, the floor of anything that reads a whole file:
+inspect reads a bounded sample (`--sample-mb`, 8 MB decompressed by default), so its time and
+memory must be the same for both sizes. Not a test: figures to print and compare.
 """
 
 from __future__ import annotations
 
 import argparse
-import resource
+import os
 import subprocess
 import sys
 import tempfile
@@ -21,49 +21,43 @@ from pathlib import Path
 from benchmarks.ingest_memory import write_big_file
 
 
-def child_peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # KiB on Linux
+def timed_child(command: list[str]) -> tuple[float, float, str, int]:
+    """(seconds, peak RSS in MB, stdout, exit status) of one subprocess."""
+    started = time.monotonic()
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    assert process.stdout is not None
+    out = process.stdout.read().decode()
+    _, status, usage = os.wait4(process.pid, 0)
+    process.returncode = os.waitstatus_to_exitcode(status)
+    return time.monotonic() - started, usage.ru_maxrss / 1024, out, process.returncode
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--gigabytes", type=float, default=1.0, help="uncompressed size (1.0)")
-    parser.add_argument("--workdir", help="where to put the file (default: a temp dir)")
+    parser.add_argument("--gigabytes", type=float, default=1.0, help="the large file (1.0)")
+    parser.add_argument("--workdir", help="where to put the files (default: a temp dir)")
     args = parser.parse_args()
+    rows = []
     with tempfile.TemporaryDirectory(dir=args.workdir) as work:
-        source = Path(work) / "source"
-        source.mkdir()
-        started = time.monotonic()
-        size = write_big_file(source / "big.csv.gz", int(args.gigabytes * 1e9))
-        compressed = (source / "big.csv.gz").stat().st_size
-        print(
-            f"generated {size / 1e6:.0f} MB uncompressed ({compressed / 1e6:.0f} MB gzip) in "
-            f"{time.monotonic() - started:.0f} s"
-        )
-        started = time.monotonic()
-        result = subprocess.run(
-            [sys.executable, "-m", "ingest.cli", "inspect", "--source", str(source)],
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        inspect_seconds = time.monotonic() - started
-        inspect_peak = child_peak_mb()
-        if result.returncode not in (0, 2):
-            print(result.stdout, result.stderr, sep="\n")
-            return 1
-        started = time.monotonic()
-        subprocess.run(
-            ["gzip", "-dc", str(source / "big.csv.gz")], stdout=subprocess.DEVNULL, check=True
-        )
-        gunzip_seconds = time.monotonic() - started
-    sampled = next(
-        (line.strip() for line in result.stdout.splitlines() if "big.csv.gz" in line), ""
-    )
-    status = result.returncode
-    print(f"b2p inspect: peak RSS {inspect_peak:.0f} MB, {inspect_seconds:.2f} s (exit {status})")
-    print(f"  sampled: {sampled}")
-    print(f"gzip -dc of the whole file: {gunzip_seconds:.1f} s (the floor of reading all of it)")
+        for gigabytes in (0.1, args.gigabytes):
+            source = Path(work) / f"source-{gigabytes}"
+            source.mkdir()
+            path = source / "big.csv.gz"
+            size = write_big_file(path, int(gigabytes * 1e9))
+            inspect = [sys.executable, "-m", "ingest.cli", "inspect", "--source", str(source)]
+            seconds, peak, out, status = timed_child(inspect)
+            if status not in (0, 2):
+                print(out)
+                return 1
+            line = next((line for line in out.splitlines() if "big.csv.gz" in line), "")
+            sampled = line[line.find("(") + 1 : line.find(")")]  # "first 8.4 MB" / "whole file"
+            gunzip, _, _, _ = timed_child(["gzip", "-dc", str(path)])
+            rows.append((size / 1e6, path.stat().st_size / 1e6, peak, seconds, sampled, gunzip))
+    header = ("file MB", "gzip MB", "inspect RSS MB", "inspect s", "read", "gzip -dc s")
+    print("{:>8} {:>8} {:>15} {:>10}  {:<22} {:>10}".format(*header))
+    for size, compressed, peak, seconds, sampled, gunzip in rows:
+        cells = (f"{size:.0f}", f"{compressed:.0f}", f"{peak:.0f}", f"{seconds:.2f}", sampled)
+        print("{:>8} {:>8} {:>15} {:>10}  {:<22}".format(*cells), f"{gunzip:>10.1f}")
     return 0
 
 
