@@ -9,6 +9,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from ingest.cli import main
 from ingest.errors import UserError
 from ingest.logs.contract import (
     CONTRACT,
@@ -21,6 +22,7 @@ from ingest.logs.contract import (
     parse_aliases,
 )
 from ingest.logs.values import parse_column, validate_block
+from tests.support.v4files import event_files, read_rows, write_log
 
 REQUIRED = ["transaction_id", "event_name", "event_time", "time_position_class"]
 SITE_ID = next(column for column in CONTRACT if column.name == "site_id")
@@ -217,3 +219,30 @@ def test_compact_times_fail_their_row_only_on_either_path() -> None:
     assert values.to_pylist()[1] is None
     assert [p.mask.to_pylist() for p in problems] == [[False, True]]
     assert "YYYYMMDDHHMMSS" in problems[0].reason
+
+
+def test_ingest_builds_the_key_so_a_slot_and_its_ads_share_it(tmp_path: Path) -> None:
+    text = (
+        "TransactionId,EventName,EventTime,TimePositionClass,SlotIndex,SiteId,AdDuration\n"
+        "r1,slotImpression,20210218143005,preroll,0,-1,\n"
+        "r1,defaultImpression,20210218143006,preroll,0,-1,15\n"
+        "r1,slotImpression,20210218143105,midroll,0,-1,\n"
+        "r1,defaultImpression,20210218143106,midroll,0,-1,30\n"
+    )
+    write_log(tmp_path / "source" / "a.csv.gz", text)
+    mapping = tmp_path / "feed.json"
+    mapping.write_text(json.dumps({"slot_id": ["time_position_class", "slot_index"]}))
+    lake = tmp_path / "lake"
+
+    argv = ["ingest", "--source", str(tmp_path / "source"), "--lake", str(lake)]
+    assert main([*argv, "--column-aliases", str(mapping)]) == 0
+
+    [key] = event_files(lake)
+    rows = read_rows(lake, key)
+    assert [(r["event_name"], r["slot_id"], r["site_id"]) for r in rows] == [
+        ("slotImpression", "preroll:0", None),
+        ("defaultImpression", "preroll:0", None),
+        ("slotImpression", "midroll:0", None),
+        ("defaultImpression", "midroll:0", None),
+    ]
+    assert json.loads(rows[0]["extra_columns"]) == {"slot_index": "0"}
