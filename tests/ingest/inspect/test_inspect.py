@@ -164,3 +164,21 @@ def test_it_reads_a_bounded_amount_of_each_file(tmp_path: Path) -> None:
 def test_no_log_files_is_a_user_error(tmp_path: Path, capsys) -> None:
     assert inspect(tmp_path) == 1
     assert "no log files" in capsys.readouterr().err
+
+
+def test_an_s3_delivery_is_inspected_in_place(
+    field_sample: Path, aws: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import boto3
+
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="freewheel-delivery")
+    for path in sorted((field_sample / "logs").rglob("*.csv.gz"))[:3]:
+        key = f"v4/{path.relative_to(field_sample / 'logs').as_posix()}"
+        s3.put_object(Bucket="freewheel-delivery", Key=key, Body=path.read_bytes())
+
+    assert inspect("s3://freewheel-delivery/v4", "--files", "2") == 2
+
+    report = capsys.readouterr().out
+    assert "2 of 3 log file(s) sampled" in report
+    assert "with the proposed mapping: yes: 0 of" in report
