@@ -49,7 +49,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ingest.logs.attempt import ingest_object, log_result
-from ingest.logs.contract import load_aliases, parse_aliases
+from ingest.logs.contract import FeedMapping, load_aliases, parse_aliases
 from ingest.logs.lake import IngestLog, source_id_for
 from ingest.logs.runner import SourceAccess, plan, worker_storages
 from ingest.logs.runtime import bound_arrow_memory
@@ -106,12 +106,12 @@ class HandlerConfig:
     def source_access(self) -> SourceAccess:
         return SourceAccess(self.source, self.source_role_arn, self.source_external_id)
 
-    def aliases(self) -> Mapping[str, str]:
-        return column_aliases(self.column_aliases) if self.column_aliases else {}
+    def aliases(self) -> FeedMapping:
+        return column_aliases(self.column_aliases) if self.column_aliases else FeedMapping()
 
 
 @functools.cache  # once per cold start: a warm Lambda reuses it for every message
-def column_aliases(location: str) -> Mapping[str, str]:
+def column_aliases(location: str) -> FeedMapping:
     """The alias file at a local path or an `s3://` URI (read with the function's own role)."""
     if not is_s3_uri(location):
         return load_aliases(location)
@@ -217,7 +217,7 @@ def ingest_message(
     lake: Storage,
     message: Mapping[str, Any],
     source_uri: str,
-    aliases: Mapping[str, str] | None = None,
+    aliases: FeedMapping | Mapping[str, str] | None = None,
 ) -> str:
     """Ingest the object one planner message names; returns what happened (for logs/tests):
     `ingested`, `quarantined`, `already-ingested`, `gone`, `not-visible` or `changed`."""

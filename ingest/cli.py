@@ -22,6 +22,7 @@ from ingest.structured_logging import configure_logging
 # `b2p --help` stays fast.
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "sample": ("ingest.sample.command", "generate synthetic FreeWheel v4 logs with ground truth"),
+    "inspect": ("ingest.inspect.command", "show how a delivery's files map onto the log contract"),
     "ingest": ("ingest.logs.command", "copy v4 log files into the partitioned Parquet lake"),
     "dimensions": ("ingest.names.command", "fetch site/site section/series names from the API"),
     "report": ("ingest.report", "print the capacity summary from the local warehouse"),

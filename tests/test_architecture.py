@@ -24,6 +24,7 @@ ALLOWED: dict[str, set[str]] = {
     "ingest.storage": {"ingest.errors"},
     "ingest.logs": {"ingest.storage", "ingest.errors", "ingest.structured_logging"},
     "ingest.names": {"ingest.storage", "ingest.errors"},
+    "ingest.inspect": {"ingest.logs", "ingest.storage", "ingest.errors"},
     "ingest.sample": {"ingest.logs", "ingest.names", "ingest.storage", "ingest.errors"},
     "ingest.aws_lambda": {
         "ingest.logs",

@@ -1,8 +1,10 @@
 """Log ingest: FreeWheel v4 log files into the partitioned Parquet lake (`b2p ingest`).
 
-contract   the columns a file must have, header matching, aliases
+contract   the columns a file must have, header matching, the mapping file (aliases, keys)
 values     raw strings to typed lake columns, per-row problems
+dialect    the delimiter of a file (and, for b2p inspect, encoding, BOM, line endings)
 reader     streamed decompression, record-boundary blocks, exact line numbers
+verdict    whether a file was understood: all or too many rows rejected means quarantine
 writers    Parquet per event hour and the rejects file, invisible until committed
 lake       the lake's layout, the ingest log and the commit protocol (VersionCommit)
 attempt    one source version read, validated and committed (ingest_object)

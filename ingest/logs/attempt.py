@@ -14,7 +14,9 @@ Quarantine: a file that cannot be read at all (`UnreadableFile`, `HeaderError`) 
 of this attempt in the lake and does not touch the outputs of an earlier good version; its
 reason goes to `_ingest/quarantine/<source_id>.json` and its log record has status
 `quarantined`, so the same version is not retried (a re-delivery has a new ETag; pass
-`--retry-quarantined` after fixing e.g. the column aliases).
+`--retry-quarantined` after fixing e.g. the column aliases). So is a file that was read but
+not understood: all its rows rejected, or more than the feed's `max_rejected_share`
+(`ingest.logs.verdict`, the last step of the read).
 """
 
 from __future__ import annotations
@@ -29,10 +31,18 @@ from typing import Any, BinaryIO
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.logs.contract import LAKE_SCHEMA, HeaderError, HeaderMapping, map_header
+from ingest.logs.contract import (
+    LAKE_SCHEMA,
+    FeedMapping,
+    HeaderError,
+    HeaderMapping,
+    as_feed_mapping,
+    map_header,
+)
 from ingest.logs.lake import StagedOutputs, VersionCommit, quarantine_key, source_id_for
 from ingest.logs.reader import BLOCK_BYTES, LogFileReader, RawBlock, UnreadableFile
 from ingest.logs.values import ValidatedBlock, validate_block
+from ingest.logs.verdict import NotUnderstood, RejectTally, mapping_name, not_understood
 from ingest.storage import Storage
 
 log = logging.getLogger(__name__)
@@ -85,11 +95,13 @@ def ingest_object(
     lake: Storage,
     *,
     size: int | None = None,
-    aliases: Mapping[str, str] | None = None,
+    aliases: FeedMapping | Mapping[str, str] | None = None,
     block_bytes: int = BLOCK_BYTES,
     on_progress: ProgressCallback | None = None,
 ) -> IngestResult:
     """Ingest one source object version into the lake; the log record is written last.
+
+    `aliases` is the feed's mapping file (`--column-aliases`), or plain aliases.
 
     Raises only for unexpected problems (I/O, bugs, `ObjectChanged`); bad input ends as
     `quarantined`.
@@ -102,8 +114,10 @@ def ingest_object(
     commit = VersionCommit(lake, result.source_id, etag)
     try:
         with commit.staged() as outputs:
-            _read_into(source, outputs, result, aliases, block_bytes, on_progress, started)
-    except (UnreadableFile, HeaderError) as exc:
+            _read_into(
+                source, outputs, result, as_feed_mapping(aliases), block_bytes, on_progress, started
+            )
+    except (UnreadableFile, HeaderError, NotUnderstood) as exc:
         result.status = STATUS_QUARANTINED
         result.error = f"{source_uri}: {exc}"
         result.rows_written = result.rows_rejected = result.rows_read = 0
@@ -120,7 +134,7 @@ def _read_into(
     source: Storage,
     outputs: StagedOutputs,
     result: IngestResult,
-    aliases: Mapping[str, str] | None,
+    feed: FeedMapping,
     block_bytes: int,
     on_progress: ProgressCallback | None,
     started: dt.datetime,
@@ -130,14 +144,17 @@ def _read_into(
     partitions, rejects = outputs.partitions, outputs.rejects
     with source.open_read(result.key, etag=result.etag) as raw:
         reader = LogFileReader(_Counting(raw, on_progress), result.key, block_bytes)
-        mapping = map_header(reader.header, aliases)
+        mapping = map_header(reader.header, feed)
+        tally = RejectTally(mapping)
         for block in reader.blocks():
             result.rows_read += block.num_rows + len(block.invalid)
-            rejects.write(_malformed_rejects(block, result.uri))
+            rejects.write(tally.observe(_malformed_rejects(block, result.uri)))
             validated = validate_block(block.columns, mapping)
             failed = validated.failed_mask()
             if failed is not None:
-                rejects.write(_invalid_value_rejects(block, validated, mapping, result))
+                rejects.write(
+                    tally.observe(_invalid_value_rejects(block, validated, mapping, result))
+                )
             rows = _lake_rows(validated, block, result.uri, ingested_at)
             partitions.write(rows if failed is None else rows.filter(pc.invert(failed)))
     partitions.finish()
@@ -147,12 +164,23 @@ def _read_into(
             f"{result.uri}: {result.rows_read} rows read but {partitions.rows_written} "
             f"written + {rejects.count} rejected"
         )
+    _check_understood(result.rows_read, tally, feed, source.root)
     result.uncompressed_bytes = reader.uncompressed_bytes
     result.output_keys = partitions.keys
     result.rejects_key = rejects.key
     result.rows_written = partitions.rows_written
     result.rows_rejected = rejects.count
     result.first_reject = rejects.first_message
+
+
+def _check_understood(
+    rows_read: int, tally: RejectTally, feed: FeedMapping, source_root: str
+) -> None:
+    """The last step of a read: a file with (nearly) every row rejected was not understood, and
+    raising here, inside the staged block, discards all it wrote (`ingest.logs.verdict`)."""
+    reason = not_understood(rows_read, tally, feed.max_rejected_share, source_root)
+    if reason is not None:
+        raise NotUnderstood(reason)
 
 
 def _lake_rows(
@@ -191,20 +219,17 @@ def _invalid_value_rejects(
     values = [column.take(pa.array(rows, pa.int64())).to_pylist() for column in block.columns]
     for index, (row, line) in enumerate(zip(rows, lines, strict=True)):
         problem = first_problem[row]
-        position = mapping.contract_positions[problem.column]
-        raw_value = values[position][index]
-        header_name = mapping.header[position]
-        named = (
-            problem.column
-            if header_name == problem.column
-            else f"{problem.column} ({header_name!r})"
+        # a key built from several columns shows each part: 'preroll' + ''
+        shown = " + ".join(
+            repr(values[position][index]) for position in mapping.positions_of(problem.column)
         )
+        named = mapping_name(mapping, problem.column)
         yield {
             "source_file": result.uri,
             "line": line,
             "column": problem.column,
             "reason": problem.reason,
-            "message": f"{result.uri} line {line}, column {named}: value {raw_value!r} "
+            "message": f"{result.uri} line {line}, column {named}: value {shown} "
             f"{problem.reason}; correct the value and re-deliver the file",
             "values": [column_values[index] for column_values in values],
         }

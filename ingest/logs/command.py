@@ -11,7 +11,7 @@ import argparse
 import logging
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ingest.errors import EXIT_FAILED, EXIT_OK, EXIT_QUARANTINED, UserError
 from ingest.logs.attempt import (
@@ -21,10 +21,10 @@ from ingest.logs.attempt import (
     IngestResult,
     log_result,
 )
-from ingest.logs.contract import load_aliases
+from ingest.logs.contract import FeedMapping, load_aliases
 from ingest.logs.lake import IngestLog
 from ingest.logs.progress import ProgressBar
-from ingest.logs.runner import SourceAccess, ingest_all, plan
+from ingest.logs.runner import SourceAccess, add_source_access_arguments, ingest_all, plan
 from ingest.logs.runtime import bound_arrow_memory
 from ingest.storage import Storage, open_storage
 
@@ -46,19 +46,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--column-aliases",
         metavar="FILE",
-        help="JSON object or two-column CSV mapping other header names to contract columns",
+        help="the feed's mapping file: a JSON object or two-column CSV mapping other header "
+        "names to contract columns (`b2p inspect --write-aliases` writes one)",
     )
     parser.add_argument(
-        "--source-role-arn",
-        default=os.environ.get("B2P_SOURCE_ROLE_ARN") or None,
-        help="IAM role to assume for reading an S3 source, e.g. one in FreeWheel's account "
-        "(default: $B2P_SOURCE_ROLE_ARN); the lake is written with your own credentials",
+        "--max-rejected-share",
+        type=float,
+        metavar="SHARE",
+        help="quarantine a file when more than this share of its rows (0-1) is rejected; a file "
+        "with every row rejected always is (default 0.1, or the mapping file's)",
     )
-    parser.add_argument(
-        "--source-external-id",
-        default=os.environ.get("B2P_SOURCE_EXTERNAL_ID") or None,
-        help="external id the source role requires (default: $B2P_SOURCE_EXTERNAL_ID)",
-    )
+    add_source_access_arguments(parser)
     parser.add_argument(
         "--retry-quarantined",
         action="store_true",
@@ -102,7 +100,11 @@ def run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UserError("--workers must be 1 or more")
     bound_arrow_memory()
-    aliases = load_aliases(args.column_aliases) if args.column_aliases else {}
+    aliases = load_aliases(args.column_aliases) if args.column_aliases else FeedMapping()
+    if args.max_rejected_share is not None:
+        if not 0 <= args.max_rejected_share <= 1:
+            raise UserError("--max-rejected-share must be between 0 and 1")
+        aliases = replace(aliases, max_rejected_share=args.max_rejected_share)
     source_access = SourceAccess(args.source, args.source_role_arn, args.source_external_id)
     source = source_access.open()
     lake = open_storage(args.lake)

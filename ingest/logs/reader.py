@@ -2,7 +2,8 @@
 
 The decompressed byte stream is cut into large blocks that end on a record boundary (a newline
 with an even number of `"` since the previous boundary — RFC 4180 quotes always come in pairs).
-Each block is parsed by pyarrow's multi-threaded CSV reader with every column as a string. A
+Each block is parsed by pyarrow's multi-threaded CSV reader with every column as a string, with
+the delimiter of the header line (comma, tab, semicolon or pipe: `ingest.logs.dialect`). A
 row's physical start line is the block's first line + the lines taken by earlier rows (1 + the
 newlines inside their quoted values), computed vectorised; a block with no embedded newlines
 needs no computing at all.
@@ -38,6 +39,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pa_csv
+
+from ingest.logs.dialect import detect_delimiter
 
 try:  # ISA-L inflates ~3x faster than zlib; the standard gzip module is the fallback
     from isal import igzip as _igzip
@@ -135,6 +138,7 @@ class LogFileReader:
         self._stream: BinaryIO = self._open(raw)
         self._block_bytes = block_bytes
         self.uncompressed_bytes = 0
+        self.delimiter = ","  # until the header line says otherwise (ingest.logs.dialect)
         self._blocks = self._record_blocks()
         self._pending_first: bytes = b""
         self._next_line = 1
@@ -190,7 +194,7 @@ class LogFileReader:
             data = pending + chunk
             cut = last_record_boundary(data) if len(data) >= self._block_bytes else 0
             if cut == 0 and len(data) >= scan_at:
-                cut = last_csv_record_boundary(data)
+                cut = last_csv_record_boundary(data, self.delimiter)
                 # still none: one record really is that long; rescan only when it has doubled
                 scan_at = _CSV_SCAN_BLOCKS * self._block_bytes if cut else 2 * len(data)
             if cut == 0:
@@ -215,7 +219,8 @@ class LogFileReader:
                 "and the data"
             )
         text = decode_utf8(header_bytes, first_line=1)
-        header = next(csv.reader([text.rstrip("\r\n")]), [])
+        self.delimiter = detect_delimiter(text)
+        header = next(csv.reader([text.rstrip("\r\n")], delimiter=self.delimiter), [])
         if not any(name.strip() for name in header):
             raise UnreadableFile("the first line has no column names; the header row is missing")
         self._next_line = 1 + header_bytes.count(_NEWLINE)
@@ -241,7 +246,7 @@ class LogFileReader:
         first_line = self._next_line
         newlines = count_byte(data, _NEWLINE)
         self._next_line += newlines
-        return parse_block(data, first_line, width, newlines)
+        return parse_block(data, first_line, width, newlines, self.delimiter)
 
 
 T = TypeVar("T")
@@ -309,7 +314,7 @@ def last_record_boundary(data: bytes) -> int:
     return int(newlines[even[-1]]) + 1 if len(even) else 0
 
 
-def last_csv_record_boundary(data: bytes) -> int:
+def last_csv_record_boundary(data: bytes, delimiter: str = ",") -> int:
     """Index just after the last record that surely ends in `data`, read as CSV, or 0.
 
     The csv module, like pyarrow, takes a `"` inside an unquoted field literally, where quote
@@ -326,7 +331,7 @@ def last_csv_record_boundary(data: bytes) -> int:
             start, consumed = consumed, text.index("\n", consumed) + 1
             yield text[start:consumed]
 
-    reader = csv.reader(lines(), strict=False)
+    reader = csv.reader(lines(), strict=False, delimiter=delimiter)
     before_last = last = 0
     while True:
         try:
@@ -368,19 +373,21 @@ def decode_utf8(data: bytes, first_line: int) -> str:
         ) from exc
 
 
-def parse_block(data: bytes, first_line: int, width: int, newlines: int | None = None) -> RawBlock:
+def parse_block(
+    data: bytes, first_line: int, width: int, newlines: int | None = None, delimiter: str = ","
+) -> RawBlock:
     """Parse records of one block; fast path with pyarrow, exact fallback with the csv module."""
     if newlines is None:
         newlines = data.count(_NEWLINE)
     physical_lines = newlines if data.endswith(_NEWLINE) else newlines + 1
-    fast = _parse_with_arrow(data, first_line, width, physical_lines)
+    fast = _parse_with_arrow(data, first_line, width, physical_lines, delimiter)
     if fast is not None:
         return fast
-    return _parse_with_csv_module(data, first_line, width)
+    return _parse_with_csv_module(data, first_line, width, delimiter)
 
 
 def _parse_with_arrow(
-    data: bytes, first_line: int, width: int, physical_lines: int
+    data: bytes, first_line: int, width: int, physical_lines: int, delimiter: str = ","
 ) -> RawBlock | None:
     """The block's rows with exact start lines, or None when the slow path must decide."""
     names = [f"c{index}" for index in range(width)]
@@ -397,6 +404,7 @@ def _parse_with_arrow(
                 column_names=names, block_size=_ARROW_BLOCK_BYTES, use_threads=False
             ),
             parse_options=pa_csv.ParseOptions(
+                delimiter=delimiter,
                 newlines_in_values=True,
                 ignore_empty_lines=False,
                 invalid_row_handler=count_malformed,
@@ -448,13 +456,15 @@ def _start_lines(
     return pa.array(ends - spans + first_line)
 
 
-def _parse_with_csv_module(data: bytes, first_line: int, width: int) -> RawBlock:
+def _parse_with_csv_module(
+    data: bytes, first_line: int, width: int, delimiter: str = ","
+) -> RawBlock:
     text = decode_utf8(data, first_line)
     physical = text.split("\n")
     if physical and physical[-1] == "":
         physical.pop()
     source = (line + "\n" for line in physical)
-    reader = csv.reader(source, strict=False)
+    reader = csv.reader(source, strict=False, delimiter=delimiter)
     good: list[list[str]] = [[] for _ in range(width)]
     good_lines: list[int] = []
     invalid: list[InvalidRecord] = []

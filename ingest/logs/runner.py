@@ -8,6 +8,7 @@ processes that survives a worker dying. The Lambda fan-out (`ingest.aws_lambda`)
 
 from __future__ import annotations
 
+import argparse
 import functools
 import logging
 import os
@@ -24,6 +25,7 @@ from ingest.logs.attempt import (
     ProgressCallback,
     ingest_object,
 )
+from ingest.logs.contract import FeedMapping, as_feed_mapping
 from ingest.logs.lake import IngestLog, etag_token, is_settled, source_id_for
 from ingest.logs.reader import is_log_file
 from ingest.logs.runtime import bound_arrow_memory
@@ -56,6 +58,21 @@ class SourceAccess:
                     "log files"
                 )
         return open_storage(self.uri, role_arn=self.role_arn, external_id=self.external_id)
+
+
+def add_source_access_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `SourceAccess` (b2p ingest, b2p inspect)."""
+    parser.add_argument(
+        "--source-role-arn",
+        default=os.environ.get("B2P_SOURCE_ROLE_ARN") or None,
+        help="IAM role to assume for reading an S3 source, e.g. one in FreeWheel's account "
+        "(default: $B2P_SOURCE_ROLE_ARN); the lake is written with your own credentials",
+    )
+    parser.add_argument(
+        "--source-external-id",
+        default=os.environ.get("B2P_SOURCE_EXTERNAL_ID") or None,
+        help="external id the source role requires (default: $B2P_SOURCE_EXTERNAL_ID)",
+    )
 
 
 def plan(
@@ -92,7 +109,7 @@ def ingest_all(
     source: Storage,
     lake: Storage,
     todo: list[ObjectInfo],
-    aliases: Mapping[str, str],
+    aliases: FeedMapping | Mapping[str, str],
     workers: int,
     on_progress: OnFileRead,
 ) -> Iterable[IngestResult]:
@@ -105,7 +122,7 @@ def ingest_all(
             yield ingest_safely(source, lake, info, aliases, on_progress)
         return
     yield from _ingest_in_pools(
-        source_access, source, lake.root, todo, dict(aliases), workers, on_progress
+        source_access, source, lake.root, todo, as_feed_mapping(aliases), workers, on_progress
     )
 
 
@@ -114,7 +131,7 @@ def _ingest_in_pools(
     source: Storage,
     lake_root: str,
     todo: list[ObjectInfo],
-    aliases: dict[str, str],
+    aliases: FeedMapping,
     workers: int,
     on_progress: OnFileRead,
 ) -> Iterable[IngestResult]:
@@ -197,7 +214,7 @@ def _worker_died(source: Storage, info: ObjectInfo) -> IngestResult:
 
 
 def _ingest_in_worker(
-    source_access: SourceAccess, lake_root: str, info: ObjectInfo, aliases: dict[str, str]
+    source_access: SourceAccess, lake_root: str, info: ObjectInfo, aliases: FeedMapping
 ) -> IngestResult:
     source, lake = worker_storages(source_access, lake_root)
     return ingest_safely(source, lake, info, aliases, None)
@@ -217,7 +234,7 @@ def ingest_safely(
     source: Storage,
     lake: Storage,
     info: ObjectInfo,
-    aliases: Mapping[str, str],
+    aliases: FeedMapping | Mapping[str, str],
     on_progress: ProgressCallback | None,
 ) -> IngestResult:
     """`ingest_object`, with an unexpected error turned into a `failed` result (not logged)."""

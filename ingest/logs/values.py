@@ -4,8 +4,11 @@
 and why (so the row is rejected). Value rules: surrounding whitespace is ignored for typed
 values, an empty value is null, a required column must not be empty, strings are stored as
 given, doubles must be finite, and event_time must lie in [1970-01-01 00:00:00,
-2100-01-01 00:00:00) UTC. Unknown columns become `extra_columns`, a JSON object
-{normalised header: raw value}.
+2100-01-01 00:00:00) UTC. An id equal to one of the feed's "no id" values (`-1` unless the
+mapping file says otherwise) is null. A contract column the mapping file builds from several
+columns (a composite slot key) is their trimmed values, escaped and joined with
+`KEY_SEPARATOR`; it is empty (null) when any part is. Unknown columns become `extra_columns`, a
+JSON object {normalised header: raw value}.
 """
 
 from __future__ import annotations
@@ -19,11 +22,12 @@ from decimal import Decimal
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ingest.logs.contract import CONTRACT, Column, HeaderMapping
+from ingest.logs.contract import CONTRACT, KEY_SEPARATOR, Column, HeaderMapping
 
 TIME_FORMATS_HINT = (
-    "expected epoch seconds (e.g. 1717243200 or 1717243200.25), 'YYYY-MM-DD HH:MM:SS[.fff]' "
-    "or ISO-8601 like 2024-06-01T12:00:00Z / 2024-06-01T14:00:00+02:00"
+    "expected epoch seconds (e.g. 1717243200 or 1717243200.25), 'YYYY-MM-DD HH:MM:SS[.fff]', "
+    "ISO-8601 like 2024-06-01T12:00:00Z / 2024-06-01T14:00:00+02:00 or compact "
+    "YYYYMMDDHHMMSS like 20240601120000"
 )
 
 
@@ -36,6 +40,10 @@ _DATETIME = (
     r"(?:\.(?P<fraction>[0-9]+))?"
     r"(?:(?P<utc>[Zz])|(?P<sign>[+-])(?P<off_h>[0-9]{2}):?(?P<off_m>[0-9]{2})?)?$"
 )
+# compact UTC `YYYYMMDDHHMMSS[.fff]` is rewritten to `YYYY-MM-DD HH:MM:SS[.fff]` and parsed as
+# that (14 digits can never be epoch seconds, which have at most 12)
+_COMPACT = r"^([0-9]{4})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})([0-9]{2})(\.[0-9]+)?$"
+_COMPACT_AS_WALL = r"\1-\2-\3 \4:\5:\6\7"
 _MS_PER_SECOND = 1000
 _MS_PER_MINUTE = 60_000
 _MS_PER_HOUR = 3_600_000
@@ -75,11 +83,15 @@ def validate_block(raw: Sequence[pa.Array], mapping: HeaderMapping) -> Validated
     columns: dict[str, pa.Array] = {}
     problems: list[Problem] = []
     for column in CONTRACT:
-        position = mapping.contract_positions.get(column.name)
-        if position is None:
+        if column.name in mapping.built_positions:
+            text = built_key([raw[p] for p in mapping.built_positions[column.name]])
+        elif column.name in mapping.contract_positions:
+            text = raw[mapping.contract_positions[column.name]]
+        else:
             columns[column.name] = pa.nulls(length, column.type)
             continue
-        values, column_problems = parse_column(column, raw[position])
+        null_values = mapping.null_id_values if column.is_id else ()
+        values, column_problems = parse_column(column, text, null_values)
         columns[column.name] = values
         problems.extend(column_problems)
     columns["extra_columns"] = extra_columns_json(
@@ -88,20 +100,65 @@ def validate_block(raw: Sequence[pa.Array], mapping: HeaderMapping) -> Validated
     return ValidatedBlock(columns, problems)
 
 
-def parse_column(column: Column, raw: pa.Array) -> tuple[pa.Array, list[Problem]]:
-    """Values of one column and the rows where they fail, if any."""
+def parse_column(
+    column: Column, raw: pa.Array, null_values: Sequence[str] = ()
+) -> tuple[pa.Array, list[Problem]]:
+    """Values of one column and the rows where they fail, if any; `null_values` (an id's "no
+    id" values, e.g. `-1`) become null."""
+    numeric_nulls, text_nulls = _split_null_values(null_values)
+    if text_nulls:
+        raw = _blank_where(raw, pc.is_in(pc.utf8_trim_whitespace(raw), pa.array(text_nulls)))
     nullable = empty_as_null(raw)
     if pa.types.is_string(column.type):
         values = nullable
     else:
         clean = _parse_clean(column.type, nullable)
         if clean is None:
-            return _parse_carefully(column, raw)
-        values = clean
+            values, problems = _parse_carefully(column, raw)
+            return _null_where_in(values, numeric_nulls), problems
+        values = _null_where_in(clean, numeric_nulls)
     if not column.required:
         return values, []
     problem = _problem(column, pc.is_null(values), "is empty but required")
     return values, [problem] if problem else []
+
+
+def _split_null_values(null_values: Sequence[str]) -> tuple[list[int], list[str]]:
+    """Whole-number "no id" values are compared after parsing (cheap, whitespace-proof), any
+    other text (`NULL`, `none`) on the trimmed raw text."""
+    numeric = [int(v) for v in null_values if re.fullmatch(r"[+-]?[0-9]{1,18}", v)]
+    return numeric, [v for v in null_values if not re.fullmatch(r"[+-]?[0-9]{1,18}", v)]
+
+
+def _null_where_in(values: pa.Array, numbers: Sequence[int]) -> pa.Array:
+    if not numbers or not pa.types.is_integer(values.type):
+        return values
+    hits = pc.is_in(values, pa.array(numbers, values.type))
+    if not pc.any(hits).as_py():
+        return values
+    return pc.if_else(hits, pa.scalar(None, values.type), values)
+
+
+def _blank_where(raw: pa.Array, mask: pa.Array) -> pa.Array:
+    if not pc.any(mask).as_py():
+        return raw
+    return pc.if_else(mask, "", raw)
+
+
+def built_key(parts: Sequence[pa.Array | pa.ChunkedArray]) -> pa.Array:
+    """One key per row from several columns: each part trimmed, `\\` and the separator escaped,
+    joined with KEY_SEPARATOR; "" (empty, so null) when any part is empty."""
+    escaped: list[pa.Array] = []
+    present: pa.Array | None = None
+    for part in parts:
+        text = pc.utf8_trim_whitespace(_as_array(part))
+        here = pc.not_equal(text, "")
+        present = here if present is None else pc.and_(present, here)
+        text = pc.replace_substring(text, "\\", "\\\\")
+        escaped.append(pc.replace_substring(text, KEY_SEPARATOR, "\\" + KEY_SEPARATOR))
+    joined = pc.binary_join_element_wise(*escaped, KEY_SEPARATOR)
+    assert present is not None
+    return pc.if_else(present, joined, "")
 
 
 def empty_as_null(raw: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
@@ -144,6 +201,12 @@ def _event_time_clean(nullable: pa.Array) -> pa.Array | None:
     sample = _first_value(nullable)
     if sample is None:
         return None
+    if re.match(r"^[0-9]{14}$", sample):
+        if not _all(pc.match_substring_regex(nullable, r"^[0-9]{14}$")):
+            return None
+        nullable = compact_as_wall(nullable)
+        sample = _first_value(nullable)
+        assert sample is not None
     for shape, guard, parse in _CLEAN_TIME_FORMATS:
         if re.match(shape, sample):
             if not _all(pc.match_substring_regex(nullable, guard)):
@@ -256,8 +319,14 @@ def _cast_matching(text: pa.Array, pattern: str, target: pa.DataType) -> pa.Arra
     return pc.cast(only_valid, target)
 
 
+def compact_as_wall(text: pa.Array) -> pa.Array:
+    """`20210218143005[.fff]` → `2021-02-18 14:30:05[.fff]`; other values unchanged."""
+    return pc.replace_substring_regex(text, _COMPACT, _COMPACT_AS_WALL)
+
+
 def parse_event_time(text: pa.Array) -> pa.Array:
     """Timestamps (UTC, ms) for trimmed strings in any accepted format; null where none matches."""
+    text = compact_as_wall(text)
     epoch = pc.extract_regex(text, _EPOCH)
     epoch_ms = pc.add(
         pc.multiply(pc.cast(pc.struct_field(epoch, "seconds"), pa.int64()), _MS_PER_SECOND),

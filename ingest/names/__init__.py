@@ -6,5 +6,6 @@ paging         where a paginated list lives, reading items and totals from a pag
 api_errors     what can go wrong, as messages that say what to do
 secrets        API credentials from the environment or AWS Secrets Manager
 snapshots      the dimension snapshots in the lake, replaced whole
+companion_files  the names from a delivery's companion files (`--from-files`)
 command        the `b2p dimensions` command and its API configuration
 """

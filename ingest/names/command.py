@@ -1,4 +1,5 @@
-"""`b2p dimensions`: site, site section and series names from FreeWheel's Publisher API.
+"""`b2p dimensions`: site, site section and series names from FreeWheel's Publisher API, or
+from the companion name files of a delivery (`--from-files DIR`, `ingest.names.companion_files`).
 
 Fetches all three entities, and only when all three succeed replaces the snapshots
 `<lake>/dimensions/{sites,site_sections,series}/<entity>.parquet` (each atomically; see
@@ -54,6 +55,7 @@ import pyarrow as pa
 
 from ingest.errors import UserError
 from ingest.names.api_errors import FreeWheelApiError
+from ingest.names.companion_files import read_companion_tables, read_files_config
 from ingest.names.freewheel_api import ClientSettings, FreeWheelClient
 from ingest.names.paging import PagedResource, lookup
 from ingest.names.secrets import resolve_credentials
@@ -338,6 +340,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--api-config", metavar="FILE", help="JSON configuration (see below)")
     parser.add_argument(
+        "--from-files",
+        metavar="DIR",
+        help="read the names from companion files in this folder (or s3:// prefix) instead of "
+        "the API: site.csv, site_section.csv, series.csv with an id,name header by default",
+    )
+    parser.add_argument(
+        "--files-config",
+        metavar="FILE",
+        help="JSON: per entity the file pattern and column names for --from-files "
+        '(e.g. {"sites": {"file": "sites_*.csv", "id_column": "site_id"}})',
+    )
+    parser.add_argument(
         "--per-page",
         type=int,
         help="items per page to ask for (default 500); the API may send fewer, paging goes on "
@@ -352,11 +366,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
-    credentials = resolve_credentials(args.secret_id)
-    storage = open_storage(args.lake)
-    client = FreeWheelClient(config.client, credentials)
-    tables = fetch_tables(client, config.entities)
+    if args.files_config and not args.from_files:
+        raise UserError("--files-config applies to --from-files DIR")
+    if args.from_files:
+        files = read_files_config(args.files_config) if args.files_config else None
+        storage = open_storage(args.lake)
+        # every file is read and checked before the first snapshot is written
+        tables = read_companion_tables(open_storage(args.from_files), *([files] if files else []))
+    else:
+        config = config_from_args(args)
+        credentials = resolve_credentials(args.secret_id)
+        storage = open_storage(args.lake)
+        client = FreeWheelClient(config.client, credentials)
+        tables = fetch_tables(client, config.entities)
     write_tables(storage, tables)
     counts = {entity: table.num_rows for entity, table in tables.items()}
     log.info("dimensions updated", extra={"fields": counts})

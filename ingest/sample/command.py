@@ -5,6 +5,12 @@
     <out>/ground_truth/<model>.csv                                  what every mart must contain
     <out>/sample_manifest.json                                      arguments and files written
 
+`--vocabulary field` writes the same kind of traffic in the vocabulary of publishers' stored v4
+tables instead of the contract's (`ingest.sample.field`), plus what such a delivery comes with:
+
+    <out>/names/<entity>.csv           companion name files (id,name), for --from-files
+    <out>/house_placements.csv         the publisher's house placements, for the seed
+
 The generator makes slots and ads in memory (`ingest.sample.world`), writes them as log files
 (`ingest.sample.files`) and computes the marts from the same objects (`ingest.sample.truth`),
 never from the files. The same arguments give the same bytes.
@@ -22,13 +28,15 @@ import pyarrow as pa
 
 from ingest.errors import UserError
 from ingest.names.snapshots import write_snapshot
-from ingest.sample.files import HourPlans, plan_hours, write_logs
-from ingest.sample.truth import ground_truth, to_csv
-from ingest.sample.world import MS_PER_HOUR, Catalogue, build_catalogue, generate_slots
+from ingest.sample import field
+from ingest.sample.files import HourPlans, WrittenLogs, plan_hours, write_events, write_logs
+from ingest.sample.truth import Table, ground_truth, to_csv
+from ingest.sample.world import MS_PER_HOUR, Catalogue, Slot, build_catalogue, generate_slots
 from ingest.storage import Storage, open_storage
 
 MANIFEST_KEY = "sample_manifest.json"
 MAX_DAYS = 62
+VOCABULARIES = ("contract", "field")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,6 +55,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--lake", help="also write the dimension snapshots into this lake (folder or s3://)"
     )
+    parser.add_argument(
+        "--vocabulary",
+        choices=VOCABULARIES,
+        default="contract",
+        help="contract: the log contract's column names (default); field: the names, formats "
+        "and companion name files of publishers' stored v4 tables (needs `b2p inspect`)",
+    )
 
 
 @dataclass(frozen=True)
@@ -55,6 +70,7 @@ class SampleOptions:
     days: int
     seed: int
     slots_per_hour: int
+    vocabulary: str = "contract"
 
     @property
     def start_ms(self) -> int:
@@ -71,7 +87,7 @@ def parse_options(args: argparse.Namespace) -> SampleOptions:
         raise UserError(f"--days must be between 1 and {MAX_DAYS}, not {args.days}")
     if args.slots_per_hour < 1:
         raise UserError(f"--slots-per-hour must be at least 1, not {args.slots_per_hour}")
-    return SampleOptions(start, args.days, args.seed, args.slots_per_hour)
+    return SampleOptions(start, args.days, args.seed, args.slots_per_hour, args.vocabulary)
 
 
 @dataclass(frozen=True)
@@ -94,7 +110,8 @@ def generate(options: SampleOptions) -> Sample:
 
     first_hour = options.start_ms // MS_PER_HOUR
     # one more day of plans: breaks late on the last day log their ads after it
-    plans: HourPlans = plan_hours(stream("files"), first_hour, (options.days + 1) * 24)
+    planner = field.field_plan_hours if options.vocabulary == "field" else plan_hours
+    plans: HourPlans = planner(stream("files"), first_hour, (options.days + 1) * 24)
     catalogue = build_catalogue(stream("catalogue"))
     slots = generate_slots(
         stream("traffic"),
@@ -104,9 +121,14 @@ def generate(options: SampleOptions) -> Sample:
         options.slots_per_hour,
         plans.quantize,
     )
-    logs = write_logs(stream("duplicates"), slots, plans)
-    truth = ground_truth(slots, catalogue)
-    files = dict(logs.files)
+    if options.vocabulary == "field":
+        catalogue, logs, truth, files = _field_delivery(
+            stream("duplicates"), slots, catalogue, plans
+        )
+    else:
+        logs = write_logs(stream("duplicates"), slots, plans)
+        truth = ground_truth(slots, catalogue)
+        files = dict(logs.files)
     for name, table in truth.items():
         files[f"ground_truth/{name}.csv"] = to_csv(table)
     return Sample(
@@ -117,6 +139,23 @@ def generate(options: SampleOptions) -> Sample:
         slots=len(truth["stg_freewheel__slots"].rows),
         orphan_ads=len(truth["orphan_ads"].rows),
     )
+
+
+def _field_delivery(
+    rng: random.Random, slots: list[Slot], catalogue: Catalogue, plans: HourPlans
+) -> tuple[Catalogue, WrittenLogs, dict[str, Table], dict[str, bytes]]:
+    """The logs, companion files, house placements and truth of the field vocabulary."""
+    view = field.FieldView(slots)
+    named = field.field_catalogue(catalogue)
+    logs = write_events(rng, view.events(slots), plans)
+    house = frozenset(field.house_placements(catalogue))
+    truth = ground_truth(view.logged_slots(slots), named, house)
+    files = {
+        **logs.files,
+        **field.companion_files(named),
+        "house_placements.csv": field.house_placements_csv(catalogue),
+    }
+    return named, logs, truth, files
 
 
 def dimension_tables(catalogue: Catalogue) -> dict[str, pa.Table]:
@@ -178,6 +217,7 @@ def write_sample(
             "days": options.days,
             "seed": options.seed,
             "slots_per_hour": options.slots_per_hour,
+            "vocabulary": options.vocabulary,
         },
         "files": written,
     }
@@ -206,6 +246,9 @@ def run(args: argparse.Namespace) -> int:
     print(f"  logs          {storage.uri('logs')}")
     print(f"  ground truth  {storage.uri('ground_truth')}")
     print(f"  dimensions    {storage.uri('dimensions')}")
+    if options.vocabulary == "field":
+        print(f"  name files    {storage.uri('names')}")
+        print(f"  house list    {storage.uri('house_placements.csv')}")
     if args.lake:
         print(f"  dimensions    {open_storage(args.lake).uri('dimensions')} (lake)")
     return 0

@@ -8,9 +8,12 @@ deliveries do: event_time format, header spelling (snake_case or camelCase) and 
 LF or CRLF, a UTF-8 BOM or not, and which extra columns they carry. Some events are logged
 twice (a retried beacon), in the same file or in the hour's other file.
 
-An hour that has an epoch-seconds file logs whole seconds everywhere, so that an event and its
-duplicate are still identical whichever files they are in; the world generator asks
-`HourPlans.quantize` for that.
+An hour that has an epoch-seconds (or compact) file logs whole seconds everywhere, so that an
+event and its duplicate are still identical whichever files they are in; the world generator
+asks `HourPlans.quantize` for that.
+
+The field vocabulary (`ingest.sample.field`) writes other columns and values through the same
+plans and files (`write_events`).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from ingest.logs.contract import CONTRACT
 from ingest.sample.world import MS_PER_HOUR, MS_PER_SECOND, NETWORK_ID, Slot
 
 TIME_FORMATS = ("epoch_seconds", "epoch_decimal", "sql", "iso")
+WHOLE_SECOND_FORMATS = ("epoch_seconds", "compact")
 # The columns the generator has values for, in its own order (a file may order columns freely, so
 # the sample does not use the contract's); any other contract column is written empty after them.
 _GENERATED_FIRST = (
@@ -69,6 +73,8 @@ class FilePlan:
     columns: tuple[str, ...]  # canonical names in file order
     crlf: bool
     bom: bool
+    delimiter: str = ","
+    pascal_case: bool = False  # TransactionId (wins over camel_case)
 
 
 @dataclass(frozen=True)
@@ -78,7 +84,7 @@ class HourPlan:
 
     @property
     def whole_seconds(self) -> bool:
-        return any(f.time_format == "epoch_seconds" for f in self.files)
+        return any(f.time_format in WHOLE_SECOND_FORMATS for f in self.files)
 
 
 class HourPlans:
@@ -204,13 +210,15 @@ def slot_events(slot: Slot) -> Iterator[LogEvent]:
 
 def format_time(time_ms: int, time_format: str) -> str:
     seconds, millis = divmod(time_ms, MS_PER_SECOND)
+    if time_format in WHOLE_SECOND_FORMATS and millis:
+        raise ValueError(f"{time_ms} ms cannot be written as whole seconds ({time_format})")
     if time_format == "epoch_seconds":
-        if millis:
-            raise ValueError(f"{time_ms} ms cannot be written as whole epoch seconds")
         return str(seconds)
     if time_format == "epoch_decimal":
         return f"{seconds}.{millis:03d}"
     moment = dt.datetime.fromtimestamp(seconds, tz=dt.UTC)
+    if time_format == "compact":
+        return f"{moment:%Y%m%d%H%M%S}"
     if time_format == "sql":
         return f"{moment:%Y-%m-%d %H:%M:%S}.{millis:03d}"
     return f"{moment:%Y-%m-%dT%H:%M:%S}.{millis:03d}Z"
@@ -219,6 +227,16 @@ def format_time(time_ms: int, time_format: str) -> str:
 def camel(name: str) -> str:
     head, *rest = name.split("_")
     return head + "".join(part.capitalize() for part in rest)
+
+
+def pascal(name: str) -> str:
+    return "".join(part.capitalize() for part in name.split("_"))
+
+
+def header_name(column: str, plan: FilePlan) -> str:
+    if plan.pascal_case:
+        return pascal(column)
+    return camel(column) if plan.camel_case else column
 
 
 # ---------------------------------------------------------------------------------------------
@@ -281,8 +299,9 @@ def distribute(
 def render(pending: PendingFile) -> bytes:
     plan = pending.plan
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\r\n" if plan.crlf else "\n")
-    writer.writerow([camel(c) if plan.camel_case else c for c in plan.columns])
+    terminator = "\r\n" if plan.crlf else "\n"
+    writer = csv.writer(buffer, lineterminator=terminator, delimiter=plan.delimiter)
+    writer.writerow([header_name(c, plan) for c in plan.columns])
     for _, _, event in sorted(pending.rows, key=lambda row: (row[0], row[1])):
         values = {**event.values, "event_time": format_time(event.time_ms, plan.time_format)}
         writer.writerow([values.get(column, "") for column in plan.columns])
@@ -291,7 +310,10 @@ def render(pending: PendingFile) -> bytes:
 
 
 def write_logs(rng: random.Random, slots: Iterable[Slot], plans: HourPlans) -> WrittenLogs:
-    events = [event for slot in slots for event in slot_events(slot)]
+    return write_events(rng, [event for slot in slots for event in slot_events(slot)], plans)
+
+
+def write_events(rng: random.Random, events: list[LogEvent], plans: HourPlans) -> WrittenLogs:
     files = distribute(rng, events, plans)
     rendered = {pending.key: render(pending) for pending in files}
     written = sum(len(pending.rows) for pending in files)

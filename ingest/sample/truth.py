@@ -6,7 +6,8 @@ The definitions are those of models/docs.md:
 
 - slot = a (transaction_id, slot_id) with a slotImpression; its time, ids and class come from it;
 - slot_type = upper(trim(time_position_class)) through the slot-type map, else 'other';
-- monetized ad = sales_type non-empty and upper(trim(sales_type)) not HOUSE/PROMO/FILLER/DEFAULT;
+- monetized ad = sales_type non-empty and upper(trim(sales_type)) not HOUSE/PROMO/FILLER/DEFAULT,
+  and its placement not one of the house placements;
 - capacity = max_slot_duration, or delivered seconds when it is missing;
 - monetized seconds = least(monetized ad seconds, capacity); unsold = capacity − monetized.
 """
@@ -114,9 +115,9 @@ class SlotFacts:
         )
 
 
-def slot_facts(slot: Slot) -> SlotFacts:
+def slot_facts(slot: Slot, house: frozenset[int] = frozenset()) -> SlotFacts:
     delivered = sum((ad.ad_duration or 0.0) for ad in slot.ads)
-    paid = [ad for ad in slot.ads if is_monetized(ad.sales_type)]
+    paid = [ad for ad in slot.ads if is_monetized(ad.sales_type) and ad.placement_id not in house]
     paid_seconds = sum((ad.ad_duration or 0.0) for ad in paid)
     capacity = slot.max_slot_duration if slot.max_slot_duration is not None else delivered
     return SlotFacts(
@@ -131,10 +132,10 @@ def slot_facts(slot: Slot) -> SlotFacts:
     )
 
 
-def all_slot_facts(slots: Iterable[Slot]) -> list[SlotFacts]:
+def all_slot_facts(slots: Iterable[Slot], house: frozenset[int] = frozenset()) -> list[SlotFacts]:
     logged = [slot for slot in slots if slot.logged]
     logged.sort(key=lambda s: (s.event_time_ms, s.transaction_id, s.slot_id))
-    return [slot_facts(slot) for slot in logged]
+    return [slot_facts(slot, house) for slot in logged]
 
 
 def iso_millis(time_ms: int) -> str:
@@ -277,9 +278,12 @@ def orphan_rows(slots: Iterable[Slot]) -> list[Row]:
     return sorted(orphans, key=lambda r: (r["event_time"], r["transaction_id"], r["slot_id"]))
 
 
-def ground_truth(slots: Sequence[Slot], catalogue: Catalogue) -> dict[str, Table]:
-    """Every ground-truth table by name (file name without .csv)."""
-    facts = all_slot_facts(slots)
+def ground_truth(
+    slots: Sequence[Slot], catalogue: Catalogue, house: frozenset[int] = frozenset()
+) -> dict[str, Table]:
+    """Every ground-truth table by name (file name without .csv): `slots` as logged, named
+    from `catalogue`, with the ads of the `house` placements never monetized."""
+    facts = all_slot_facts(slots, house)
     tables = {"stg_freewheel__slots": Table(STG_COLUMNS, stg_rows(facts))}
     for model, wanted_type in HOURLY_MARTS.items():
         tables[model] = Table(HOURLY_COLUMNS, hourly_rows(facts, wanted_type))

@@ -68,6 +68,10 @@ class Creative:
     sales_type: str | None  # as the ad server spells it, None = empty
     placement: str  # "video", "overlay" or "display"
 
+    @property
+    def placement_id(self) -> int:
+        return placement_id_for(self.sales_type, self.placement)
+
 
 @dataclass(frozen=True)
 class Visitor:
@@ -85,6 +89,7 @@ class Ad:
     event_time_ms: int  # the defaultImpression
     ad_duration: float | None
     sales_type: str | None
+    placement_id: int  # the FreeWheel placement (line item) it was booked on
     # quartiles, completes and clicks: logged, never counted
     followups: tuple[tuple[str, int], ...]
 
@@ -214,6 +219,27 @@ VISITOR_NOTES = (
     "campaign=fall\nsource=newsletter",
     "Ümlaut & friends, größe=L",
 )
+
+
+# The placement (line item) a creative is booked on: one per kind of sale and ad format. House,
+# promo, filler and default ads run on the publisher's own placements (61xxxx), which a
+# publisher lists as house placements.
+_PLACEMENT_BASE: dict[str, int] = {
+    "GUARANTEED": 620_001,
+    "PREFERRED_DEAL": 620_002,
+    "OPEN_MARKET": 630_001,
+    "HOUSE": 610_001,
+    "PROMO": 610_002,
+    "FILLER": 610_003,
+    "DEFAULT": 610_004,
+    "": 640_001,
+}
+AD_FORMATS = ("video", "overlay", "display")
+
+
+def placement_id_for(sales_type: str | None, ad_format: str) -> int:
+    family = (sales_type or "").strip().upper()
+    return _PLACEMENT_BASE[family] + 100 * AD_FORMATS.index(ad_format)
 
 
 def build_catalogue(rng: random.Random) -> Catalogue:
@@ -362,6 +388,7 @@ def play_ads(
                 event_time_ms=quantize(cursor),
                 ad_duration=creative.duration,
                 sales_type=creative.sales_type,
+                placement_id=creative.placement_id,
                 followups=followups(rng, creative, cursor, duration_ms, quantize),
             )
         )

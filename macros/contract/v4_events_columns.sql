@@ -7,6 +7,7 @@
     {{ return([
         ('transaction_id', 'string'),
         ('event_name', 'string'),
+        ('event_type', 'string'),
         ('event_time', 'timestamp'),
         ('slot_id', 'string'),
         ('time_position_class', 'string'),
@@ -17,6 +18,8 @@
         ('network_id', 'bigint'),
         ('ad_id', 'bigint'),
         ('creative_id', 'bigint'),
+        ('placement_id', 'bigint'),
+        ('ad_unit_id', 'bigint'),
         ('max_slot_duration', 'double'),
         ('ad_duration', 'double'),
         ('sales_type', 'string'),

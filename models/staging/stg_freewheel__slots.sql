@@ -27,6 +27,15 @@ not_monetized_sales_types as (
 
 ),
 
+-- the seed is edited by hand: trimmed, typed like the log's ids, each placement once (a
+-- placement listed twice must not count its ads twice)
+house_placements as (
+
+    select distinct cast(trim(placement_id) as bigint) as placement_id
+    from {{ ref('house_placements') }}
+
+),
+
 -- A slot logged more than once with different values keeps its earliest slotImpression; the
 -- other columns only break ties so that every run picks the same row.
 ranked_slot_impressions as (
@@ -64,6 +73,7 @@ ads as (
         transaction_id,
         slot_id,
         ad_duration,
+        placement_id,
         -- sales_type comes as delivered: compare it upper-cased and trimmed, empty as missing
         nullif(upper(trim(sales_type)), '') as sales_type
 
@@ -72,7 +82,8 @@ ads as (
 
 ),
 
--- a missing sales type is not monetized either
+-- a missing sales type is not monetized either; an ad on a house placement never is, whatever
+-- its sales type (house and promo ads are booked as direct sales)
 ads_classified as (
 
     select
@@ -80,6 +91,7 @@ ads_classified as (
         ads.slot_id,
         ads.ad_duration,
         case
+            when house_placements.placement_id is not null then 0
             when ads.sales_type is not null and not_monetized_sales_types.sales_type is null
                 then 1
             else 0
@@ -88,6 +100,8 @@ ads_classified as (
     from ads
     left join not_monetized_sales_types
         on ads.sales_type = upper(trim(not_monetized_sales_types.sales_type))
+    left join house_placements
+        on ads.placement_id = house_placements.placement_id
 
 ),
 

@@ -35,9 +35,13 @@ renamed as (
         network_id,
         ad_id,
         creative_id,
+        placement_id,
+        ad_unit_id,
 
         ----------  strings: the log delivers them in any case
         lower(trim(event_name)) as event_name,
+        -- as delivered (`i`, `c`, ...): kept for queries, unused by the marts
+        event_type,
         nullif(upper(trim(time_position_class)), '') as time_position_class,
         -- as delivered: what is monetized is decided in stg_freewheel__slots, with its seed
         sales_type,

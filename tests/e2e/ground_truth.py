@@ -13,6 +13,7 @@ from pathlib import Path
 
 import duckdb
 
+from tests.support.dbt import DbtProject
 from tests.support.dbt_models import grain, mart_names
 
 TOLERANCE = 1e-6
@@ -87,3 +88,17 @@ def differences(
     for k in actual_by_key.keys() - expected_keys:
         problems.append(f"unexpected row {k}")
     return problems
+
+
+def assert_matches_ground_truth(project: DbtProject, sample: Path) -> None:
+    """Every row of stg_freewheel__slots and of every mart equals the sample's ground truth."""
+    report = []
+    for model, key in GRAINS.items():
+        expected = read_ground_truth(sample / "ground_truth" / f"{model}.csv")
+        assert expected, f"ground truth for {model} is empty"
+        problems = differences(expected, read_relation(project.warehouse, model), key)
+        if problems:
+            report.append(
+                f"{model}: {len(problems)} problems, e.g.\n  " + "\n  ".join(problems[:10])
+            )
+    assert not report, "\n".join(report)

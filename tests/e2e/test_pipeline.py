@@ -20,7 +20,12 @@ import pytest
 
 from ingest.cli import main as b2p
 from ingest.logs.contract import CONTRACT, PARTITIONS
-from tests.e2e.ground_truth import GRAINS, differences, read_ground_truth, read_relation
+from tests.e2e.ground_truth import (
+    GRAINS,
+    assert_matches_ground_truth,
+    read_ground_truth,
+    read_relation,
+)
 from tests.support.dbt import DbtProject
 
 pytestmark = pytest.mark.e2e
@@ -39,19 +44,6 @@ def ingest(source: Path, lake: Path) -> None:
 
 def copy_dimensions(sample: Path, lake: Path) -> None:
     shutil.copytree(sample / "dimensions", lake / "dimensions", dirs_exist_ok=True)
-
-
-def assert_matches_ground_truth(project: DbtProject, sample: Path) -> None:
-    report = []
-    for model, key in GRAINS.items():
-        expected = read_ground_truth(sample / "ground_truth" / f"{model}.csv")
-        assert expected, f"ground truth for {model} is empty"
-        problems = differences(expected, read_relation(project.warehouse, model), key)
-        if problems:
-            report.append(
-                f"{model}: {len(problems)} problems, e.g.\n  " + "\n  ".join(problems[:10])
-            )
-    assert not report, "\n".join(report)
 
 
 @pytest.fixture(scope="module")

@@ -18,6 +18,7 @@ class DbtProject:
 
     work: Path
     lake: Path
+    project: Path = REPO  # a copy (`project_copy`) when a test edits a seed
 
     @property
     def warehouse(self) -> Path:
@@ -45,7 +46,7 @@ class DbtProject:
             "--no-use-colors",
             *args,
             "--project-dir",
-            str(REPO),
+            str(self.project),
             "--target-path",
             str(self.work / "target"),
             "--log-path",
@@ -60,3 +61,20 @@ class DbtProject:
                 f"\n{result.stderr[-3000:]}"
             )
         return result
+
+
+PROJECT_PARTS = ("dbt_project.yml", "models", "macros", "seeds")
+
+
+def project_copy(target: Path, seeds: dict[str, str]) -> Path:
+    """A copy of the dbt project with some seeds' CSV text replaced (name -> text)."""
+    for part in PROJECT_PARTS:
+        source = REPO / part
+        if source.is_dir():
+            shutil.copytree(source, target / part)
+        else:
+            target.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, target / part)
+    for name, text in seeds.items():
+        (target / "seeds" / f"{name}.csv").write_text(text)
+    return target

@@ -85,8 +85,8 @@ def test_aliases_from_json_and_csv(tmp_path) -> None:
     csv_file = tmp_path / "aliases.csv"
     csv_file.write_text("from,to\nTxn Id,transaction_id\nts,eventTime\n")
     expected = {"txn_id": "transaction_id", "ts": "event_time"}
-    assert load_aliases(json_file) == expected
-    assert load_aliases(csv_file) == expected
+    assert load_aliases(json_file).aliases == expected
+    assert load_aliases(csv_file).aliases == expected
     mapping = map_header(["txnId", "event_name", "TS", "slot_id", "time_position_class"], expected)
     assert mapping.contract_positions["transaction_id"] == 0
     assert mapping.contract_positions["event_time"] == 2

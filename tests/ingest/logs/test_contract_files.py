@@ -41,7 +41,7 @@ def test_make_contract_changes_nothing_in_a_current_tree(tmp_path: Path) -> None
 def test_a_stale_glue_definition_fails_naming_the_file_and_the_column(tmp_path: Path) -> None:
     root = copy_derived_files(tmp_path)
     stack = root / "infra/bones2peaches.yaml"
-    stack.write_text(stack.read_text().replace("- { Name: ad_id, Type: bigint }\n", "", 1))
+    stack.write_text(stack.read_text().replace("{Name: ad_id, Type: bigint},", "", 1))
     region = next(r for r in REGIONS if r.path == "infra/bones2peaches.yaml")
     with pytest.raises(StaleFile) as stale:
         contract_files.check(region, root)
@@ -67,25 +67,27 @@ def test_adding_a_contract_column_is_one_edit_and_make_contract(
     """The dry run ARCHITECTURE.md describes: one Column more, `make contract`, and every derived
     file carries it; before the regeneration, the check names every stale file."""
     root = copy_derived_files(tmp_path)
-    added = Column("placement_id", pa.int64(), False, "FreeWheel placement id (ad rows).")
+    added = Column("creative_rendition_id", pa.int64(), False, "FreeWheel rendition id (ad rows).")
     monkeypatch.setattr(contract_files, "CONTRACT", (*CONTRACT, added))
 
     assert contract_files.main(["--check"], root=root) == 1
     stale = capsys.readouterr().err
     for path in DERIVED_FILES:
-        assert f"{path}" in stale and "missing column(s) placement_id" in stale, stale
+        assert f"{path}" in stale and "missing column(s) creative_rendition_id" in stale, stale
 
     assert contract_files.main([], root=root) == 0  # make contract
     assert contract_files.main(["--check"], root=root) == 0
     stack = (root / "infra/bones2peaches.yaml").read_text()
-    assert "- { Name: placement_id, Type: bigint }" in stack
-    assert stack.index("Name: placement_id") < stack.index("Name: extra_columns")
-    assert "- name: placement_id" in (root / "models/staging/_freewheel__sources.yml").read_text()
+    assert "{Name: creative_rendition_id, Type: bigint}" in stack
+    assert stack.index("Name: creative_rendition_id") < stack.index("Name: extra_columns")
+    sources = (root / "models/staging/_freewheel__sources.yml").read_text()
+    assert "- name: creative_rendition_id" in sources
     assert (
-        "| placement_id | bigint | no | FreeWheel placement id" in (root / "README.md").read_text()
+        "| creative_rendition_id | bigint | no | FreeWheel rendition id"
+        in (root / "README.md").read_text()
     )
     macro = (root / "macros/contract/v4_events_columns.sql").read_text()
-    assert "('placement_id', 'bigint')" in macro
+    assert "('creative_rendition_id', 'bigint')" in macro
 
 
 def test_missing_markers_are_a_clear_error(tmp_path: Path) -> None:
