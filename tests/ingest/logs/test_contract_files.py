@@ -3,15 +3,17 @@ generated from it by `make contract`, or checked against it here."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
+import yaml
 
 from ingest.logs import contract, contract_files
 from ingest.logs.contract import CONTRACT, LAKE_SCHEMA, LINEAGE, PARTITIONS, Column
-from ingest.logs.contract_files import REGIONS, StaleFile
+from ingest.logs.contract_files import REGIONS, REPOSITORY, StaleFile
 from ingest.logs.writers import DICTIONARY_COLUMNS
 from ingest.sample.files import CONTRACT_ORDER
 from tests.support.dbt_models import documented_columns
@@ -117,6 +119,29 @@ def test_the_staging_model_documents_the_contract_s_columns() -> None:
         f"the log contract: missing {sorted(set(expected) - set(documented))}, "
         f"extra {sorted(set(documented) - set(expected))}"
     )
+
+
+def test_the_staging_unit_test_fixture_spells_out_every_lake_column() -> None:
+    """The sql-format fixture of stg_freewheel__v4_events's unit test must name every column of
+    the source (dbt cannot introspect a read_parquet source's types)."""
+    path = REPOSITORY / "models/staging/_freewheel__models.yml"
+    fixtures = [
+        given["rows"]
+        for test in yaml.safe_load(path.read_text()).get("unit_tests", [])
+        if test["model"] == "stg_freewheel__v4_events"
+        for given in test["given"]
+        if given.get("format") == "sql" and "v4_events" in given["input"]
+    ]
+    assert fixtures, "no sql-format fixture of the v4_events source found"
+    expected = [c.name for c in CONTRACT + LINEAGE] + [p.name for p in PARTITIONS]
+    for fixture in fixtures:
+        named = re.findall(r"\bas (\w+),?\s*$", fixture, flags=re.MULTILINE)
+        missing = [name for name in expected if name not in named]
+        extra = [name for name in named if name not in expected]
+        assert not missing and not extra, (
+            f"{path.relative_to(REPOSITORY)}: the unit test fixture of v4_events is out of date "
+            f"with the log contract: missing {missing}, extra {extra}"
+        )
 
 
 def test_dictionary_encoded_columns_are_lake_columns() -> None:
