@@ -6,6 +6,7 @@ ranged GET from where it stopped, pinned to the object's ETag so a replaced obje
 spliced with the old one. Writes are atomic like LocalStorage's: one PutObject for small
 content, otherwise a multipart upload that is completed when the block exits cleanly and
 aborted when it does not, so no partial object is ever visible and no parts are left behind.
+A GET refused with 403 raises `AccessDenied`, like an unreadable local file.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from urllib3.exceptions import HTTPError as URLLib3HTTPError
 
 from ingest.errors import UserError
 from ingest.storage import aws
-from ingest.storage.base import ObjectChanged, ObjectInfo
+from ingest.storage.base import AccessDenied, ObjectChanged, ObjectInfo
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,15 @@ def _is_not_found(error: ClientError) -> bool:
 
 
 _PRECONDITION_FAILED = frozenset({"PreconditionFailed", "412"})
+_ACCESS_DENIED = frozenset({"AccessDenied", "403", "AllAccessDisabled"})
+
+
+def _is_access_denied(error: ClientError) -> bool:
+    return _error_code(error) in _ACCESS_DENIED
+
+
+def _access_denied(uri: str, error: ClientError) -> AccessDenied:
+    return AccessDenied(f"{uri} cannot be read: S3 refused the GET ({_error_code(error)})")
 
 
 def _strip_quotes(etag: str) -> str:
@@ -204,6 +214,45 @@ class S3Storage:
     def delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self.object_key(key))
 
+    def check_listable(self, option: str) -> None:
+        """The bucket exists and the prefix can be listed (a source); an object named like the
+        prefix is refused, as `--source FILE` is locally."""
+        try:
+            page = self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
+            empty = page.get("KeyCount", 0) == 0
+            if empty and self.prefix and self.info(self.prefix.rstrip("/")) is not None:
+                raise UserError(
+                    f"{option} {self.root} is an object, not a prefix; pass the prefix that "
+                    "holds it"
+                )
+        except ClientError as error:
+            raise UserError(self._refused(option, "list", error)) from None
+        except BotoCoreError as error:
+            raise UserError(f"{option} {self.root}: cannot reach S3 ({error})") from None
+
+    def check_writable(self, option: str, probe_key: str) -> None:
+        """The bucket exists and this client can PUT and DELETE under the prefix (a lake)."""
+        try:
+            self.client.put_object(
+                Bucket=self.bucket, Key=self.object_key(probe_key), Body=b"b2p write check\n"
+            )
+            self.client.delete_object(Bucket=self.bucket, Key=self.object_key(probe_key))
+        except ClientError as error:
+            raise UserError(self._refused(option, "write to", error)) from None
+        except BotoCoreError as error:
+            raise UserError(f"{option} {self.root}: cannot reach S3 ({error})") from None
+
+    def _refused(self, option: str, action: str, error: ClientError) -> str:
+        code = _error_code(error)
+        if code == "NoSuchBucket":
+            return f"{option} {self.root}: the bucket {self.bucket} does not exist"
+        if _is_access_denied(error):
+            return (
+                f"{option} {self.root}: access denied when trying to {action} it ({code}); "
+                "check the IAM policy of the credentials (or role) in use and the bucket policy"
+            )
+        return f"{option} {self.root}: S3 refused to {action} it ({code})"
+
     def sweep_temp_files(self) -> int:
         """Nothing to sweep: an interrupted multipart upload is invisible, and the bucket's
         AbortIncompleteMultipartUpload lifecycle rule removes its parts."""
@@ -270,6 +319,8 @@ class ResumableObjectReader(io.RawIOBase):
                 ) from None
             if _is_not_found(error):
                 raise FileNotFoundError(f"s3://{bucket}/{key} does not exist") from None
+            if _is_access_denied(error):
+                raise _access_denied(f"s3://{bucket}/{key}", error) from None
             raise
         self.etag: str = response["ETag"]  # quoted, as If-Match wants it
         self.size = int(response["ContentLength"])
@@ -332,6 +383,8 @@ class ResumableObjectReader(io.RawIOBase):
                 raise S3ReadError(
                     f"{where} was replaced while it was being read; read it again"
                 ) from None
+            if _is_access_denied(failure):
+                raise _access_denied(where, failure) from None
             raise
         self._body = response["Body"]
 
