@@ -49,7 +49,7 @@ import os
 import posixpath
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import astuple, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -121,17 +121,14 @@ class HandlerConfig:
 
 def _limits_from_env(env: Mapping[str, str]) -> RecordLimits:
     names = ("B2P_MAX_RECORD_BYTES", "B2P_MAX_FIELD_BYTES", "B2P_MAX_RECORD_LINES")
-    values: list[int] = []
-    for name, default in zip(names, astuple(RecordLimits()), strict=True):
+    values: list[int | None] = []
+    for name in names:
         text = env.get(name, "").strip()
-        if not text:
-            values.append(default)
-        elif text.isdigit() and int(text) > 0:
-            values.append(int(text))
-        else:
+        if text and not (text.isdigit() and int(text) > 0):
             raise HandlerConfigError(f"{name} must be a whole number of 1 or more, not {text!r}")
+        values.append(int(text) if text else None)
     try:
-        return RecordLimits(*values)
+        return RecordLimits.given(*values)
     except ValueError as exc:
         raise HandlerConfigError(f"{', '.join(names)}: {exc}") from None
 

@@ -78,19 +78,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     limits.add_argument(
         "--max-record-bytes",
         type=_positive,
-        default=DEFAULT_MAX_RECORD_BYTES,
         help=f"bytes of one record, line breaks included (default {DEFAULT_MAX_RECORD_BYTES:,})",
     )
     limits.add_argument(
         "--max-field-bytes",
         type=_positive,
-        default=DEFAULT_MAX_FIELD_BYTES,
-        help=f"bytes of one value (default {DEFAULT_MAX_FIELD_BYTES:,})",
+        help=f"bytes of one value (default {DEFAULT_MAX_FIELD_BYTES:,}, or the record limit "
+        "when that is smaller)",
     )
     limits.add_argument(
         "--max-record-lines",
         type=_positive,
-        default=DEFAULT_MAX_RECORD_LINES,
         help="physical lines one record may take through quoted line breaks "
         f"(default {DEFAULT_MAX_RECORD_LINES})",
     )
@@ -158,7 +156,9 @@ def _run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UserError("--workers must be 1 or more")
     try:
-        limits = RecordLimits(args.max_record_bytes, args.max_field_bytes, args.max_record_lines)
+        limits = RecordLimits.given(
+            args.max_record_bytes, args.max_field_bytes, args.max_record_lines
+        )
     except ValueError as exc:
         raise UserError(f"--max-field-bytes / --max-record-bytes: {exc}") from None
     bound_arrow_memory()

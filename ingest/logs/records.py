@@ -59,6 +59,16 @@ class RecordLimits:
         if self.max_field_bytes > self.max_record_bytes:
             raise ValueError("the field limit cannot be larger than the record limit")
 
+    @classmethod
+    def given(
+        cls, record_bytes: int | None, field_bytes: int | None, record_lines: int | None
+    ) -> RecordLimits:
+        """The limits a user gave, the defaults for the others (the field limit no larger
+        than a smaller record limit given alone)."""
+        record = record_bytes or DEFAULT_MAX_RECORD_BYTES
+        field = field_bytes or min(DEFAULT_MAX_FIELD_BYTES, record)
+        return cls(record, field, record_lines or DEFAULT_MAX_RECORD_LINES)
+
 
 @dataclass(frozen=True)
 class RecordLayout:

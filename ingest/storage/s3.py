@@ -220,7 +220,7 @@ class S3Storage:
         try:
             page = self.client.list_objects_v2(Bucket=self.bucket, Prefix=self.prefix, MaxKeys=1)
             empty = page.get("KeyCount", 0) == 0
-            if empty and self.prefix and self.info(self.prefix.rstrip("/")) is not None:
+            if empty and self.prefix and self._is_object(self.prefix.rstrip("/")):
                 raise UserError(
                     f"{option} {self.root} is an object, not a prefix; pass the prefix that "
                     "holds it"
@@ -229,6 +229,15 @@ class S3Storage:
             raise UserError(self._refused(option, "list", error)) from None
         except BotoCoreError as error:
             raise UserError(f"{option} {self.root}: cannot reach S3 ({error})") from None
+
+    def _is_object(self, object_key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=object_key)
+        except ClientError as error:
+            if _is_not_found(error):
+                return False
+            raise
+        return True
 
     def check_writable(self, option: str, probe_key: str) -> None:
         """The bucket exists and this client can PUT and DELETE under the prefix (a lake)."""
