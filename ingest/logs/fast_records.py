@@ -26,7 +26,6 @@ from ingest.logs.records import (
     count_byte,
     decode_utf8,
     first_line_longer_than,
-    parse_by_rules,
     single_array,
 )
 
@@ -35,24 +34,21 @@ _QUOTE = b'"'
 _NEWLINE = b"\n"
 
 
-def parse_block(
+def parse_fast(
     data: bytes, first_line: int, layout: RecordLayout, final: str | None
-) -> tuple[RawBlock, int]:
+) -> RawBlock | None:
     """The records of `data` (which starts at a record start and ends at a line end or where
-    the file ends) and how many of its bytes they take.
+    the file ends), or None when `ingest.logs.records.parse_by_rules` must decide.
 
     `final` says what follows the data when a record cannot continue past its end ("the end of
-    the file"); None when more data follows. Only `parse_by_rules` may then take fewer bytes.
+    the file"); None when more data follows (then the data ends at a newline outside quotes).
     """
     newlines = count_byte(data, _NEWLINE)
     physical = newlines if data.endswith(_NEWLINE) else newlines + 1
     # a quote still open at the very end: pyarrow would take the rest as its value
-    open_at_end = final is not None and count_byte(data, _QUOTE) % 2 == 1
-    if not open_at_end:
-        fast = _parse_with_arrow(data, first_line, layout, physical)
-        if fast is not None:
-            return fast, len(data)
-    return parse_by_rules(data, first_line, layout, final)
+    if final is not None and count_byte(data, _QUOTE) % 2 == 1:
+        return None
+    return _parse_with_arrow(data, first_line, layout, physical)
 
 
 def _parse_with_arrow(

@@ -65,7 +65,9 @@ names, so whichever commit lands last wins and the row set is the same; neither 
 other's outputs as stale, because both list the same keys and step 4 only deletes keys the
 deleting attempt did not write. (Runs racing on two DIFFERENT versions of one object end with
 whichever finishes last; if that is the older version, its log record lacks the newer ETag and
-the next run ingests the newer one, converging on it.)
+the next run ingests the newer one, converging on it.) A record the other run deletes while this
+one lists or reads it (step 4, step 6) is part of the protocol, not an error: listings are
+snapshots that skip what vanished, and a record gone before it is read lists nothing to clean.
 
 Leftovers of a kill: a local temp file (`.tmp-*`, ignored by every reader) is removed by
 `Storage.sweep_temp_files` at the start of the next CLI run — only when no live writer holds its

@@ -28,12 +28,12 @@ import contextlib
 import csv
 import queue
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Generator, Iterator
 from typing import BinaryIO, TypeVar
 
 import numpy as np
 
-from ingest.logs.fast_records import parse_block
+from ingest.logs.fast_records import parse_fast
 from ingest.logs.records import (
     EXCERPT_CHARS,
     InvalidRecord,
@@ -51,6 +51,8 @@ __all__ = ["BLOCK_BYTES", "LogFileReader", "RawBlock", "UnreadableFile", "is_log
 
 BLOCK_BYTES = 8 * 1024 * 1024
 _READ_BYTES = 8 * 1024 * 1024
+# what the exact parser takes at a time: its Python objects cost ~10x the bytes
+_EXACT_PIECE_BYTES = 1024 * 1024
 _BACKWARD_LINES = 64  # newlines last_record_boundary tries one by one before going vectorised
 _BOM = b"\xef\xbb\xbf"
 _QUOTE = b'"'
@@ -165,13 +167,13 @@ class LogFileReader:
                 if long_line:
                     line = self._next_line + _physical_lines(pending[:long_line])
                     after = f"line {line}, which is too long to be part of a record"
-                    yield self._parse(pending[:long_line], layout, after)[0]
+                    yield from self._parse(pending[:long_line], layout, after)
                 block, pending = self._skip_long_line(pending[long_line:], layout)
                 yield block
                 want = self._block_bytes
                 continue
             if self._eof:
-                yield self._parse(pending, layout, END_OF_FILE)[0]
+                yield from self._parse(pending, layout, END_OF_FILE)
                 return
             cut = last_record_boundary(pending)
             trusted = cut > 0 and len(pending) - cut <= limit
@@ -179,20 +181,37 @@ class LogFileReader:
                 cut = pending.rfind(_NEWLINE) + 1
             used = 0
             if cut:
-                block, used = self._parse(pending[:cut], layout, None, exact=not trusted)
-                if block.line_count:
-                    yield block
+                used = yield from self._parse(pending[:cut], layout, None, exact=not trusted)
             pending = pending[used:]
             # nothing complete yet (a record longer than a small block): read more first
             want = self._block_bytes if used else len(pending) + self._read_bytes
 
     def _parse(
         self, data: bytes, layout: RecordLayout, final: str | None, exact: bool = False
-    ) -> tuple[RawBlock, int]:
-        parse = parse_by_rules if exact else parse_block
-        block, used = parse(data, self._next_line, layout, final)
-        self._next_line += block.line_count
-        return block, used
+    ) -> Generator[RawBlock, None, int]:
+        """The blocks of `data`; returns how many of its bytes they take (all, unless `final`
+        is None and the last record goes on after the data)."""
+        fast = None if exact else parse_fast(data, self._next_line, layout, final)
+        if fast is not None:
+            self._next_line += fast.line_count
+            yield fast
+            return len(data)
+        start, piece = 0, _EXACT_PIECE_BYTES
+        while start < len(data):
+            end = data.find(_NEWLINE, start + piece) + 1 or len(data)
+            last = end == len(data)
+            block, used = parse_by_rules(
+                data[start:end], self._next_line, layout, final if last else None
+            )
+            self._next_line += block.line_count
+            if block.line_count:
+                yield block
+            taken_all = used == end - start
+            start += used
+            if last and not taken_all:
+                break  # an incomplete record at the end: the caller carries it over
+            piece = _EXACT_PIECE_BYTES if used else 2 * piece  # a record longer than a piece
+        return start
 
     def _skip_long_line(self, data: bytes, layout: RecordLayout) -> tuple[RawBlock, bytes]:
         """Reject the line `data` starts with, which is longer than a record may be, reading

@@ -21,13 +21,16 @@ record (`InvalidRecord.lines`) or `skipped_lines` — and `line_count` is their 
 
 `parse_by_rules` here is the exact parser: it reads a block line by line with the csv module and
 decides each record by the rules; when more data follows it may leave an incomplete last record
-unread, for the caller to carry into the next block. `ingest.logs.fast_records.parse_block`
-tries pyarrow's parser first and uses its result only when it can show that it equals this one.
+unread, for the caller to carry into the next block. `ingest.logs.fast_records.parse_fast`
+is pyarrow's parser, whose result the reader uses only when it can show that it equals this
+one's.
 """
 
 from __future__ import annotations
 
 import csv
+import itertools
+import operator
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
@@ -215,20 +218,30 @@ class _LineFeed:
 def parse_by_rules(
     data: bytes, first_line: int, layout: RecordLayout, final: str | None
 ) -> tuple[RawBlock, int]:
-    """`parse_block`'s exact path: every record decided by the rules, line by line."""
+    """The records of `data` and how many of its bytes they take: every record decided by the
+    rules, line by line. `final` as for `ingest.logs.fast_records.parse_fast`; when it is None,
+    an incomplete last record is left for the caller.
+
+    Runs of one-line records go through one csv reader at C speed; a record whose value runs
+    on past its line, or a line the csv module refuses, is decided by a reader fed one line at
+    a time (`_LineFeed`), which stops where the rules say the record must stop.
+    """
     _widen_csv_field_limit(layout.limits.max_record_bytes)
     lines = decode_utf8(data, first_line).split("\n")
     if data.endswith(_NEWLINE):
         lines.pop()
     sizes = _line_sizes(data, len(lines))
     feed = _LineFeed(lines, sizes, layout)
-    reader = csv.reader(feed, delimiter=layout.delimiter, strict=False)
+    careful = csv.reader(feed, delimiter=layout.delimiter, strict=False)
     block = _BlockBuilder(layout, first_line)
     start = 0
     while start < len(lines):
+        start = _one_line_records(lines, sizes, start, block)
+        if start == len(lines):
+            break
         feed.begin(start)
         try:
-            row, error = next(reader), None
+            row, error = next(careful), None
         except csv.Error as exc:
             row, error = None, exc
         taken = feed.pos - start
@@ -243,9 +256,36 @@ def parse_by_rules(
         elif not row:
             block.skip(start, taken)
         else:
-            block.record(start, row, taken)
+            block.record(start, row, taken, sum(sizes[start : start + taken]))
         start += taken
     return block.build(start), sum(sizes[:start])
+
+
+def _one_line_records(lines: list[str], sizes: list[int], start: int, block: _BlockBuilder) -> int:
+    """Records of one line each, from line `start` on, into `block`; returns the first line
+    that needs the careful reader (a value running on past its line, a line the csv module
+    refuses), or the number of lines."""
+    layout = block.layout
+    reader = csv.reader(
+        map(operator.add, itertools.islice(lines, start, None), itertools.repeat("\n")),
+        delimiter=layout.delimiter,
+        strict=False,
+    )
+    position = start
+    try:
+        for row in reader:
+            # more lines read than records, or a value still open at the last line (the line
+            # break given to the csv module went into it)
+            if reader.line_num != position - start + 1 or (row and row[-1].endswith("\n")):
+                return position
+            if row:
+                block.record(position, row, 1, sizes[position])
+            else:
+                block.skip(position, 1)
+            position += 1
+    except csv.Error:
+        return position
+    return position
 
 
 def _widen_csv_field_limit(size: int) -> None:
@@ -283,18 +323,21 @@ class _BlockBuilder:
     """Collects what `parse_by_rules` decides, line by line, into a `RawBlock`."""
 
     def __init__(self, layout: RecordLayout, first_line: int) -> None:
-        self._layout = layout
+        self.layout = layout
         self._first_line = first_line
-        self._values: list[list[str]] = [[] for _ in range(layout.width)]
+        self._header_starts = (layout.header[0], BOM_CHAR + layout.header[0])
+        self._rows: list[list[str]] = []
         self._lines: list[int] = []
         self._spans: list[int] = []
         self._invalid: list[InvalidRecord] = []
         self._skipped = 0
         self._headers = 0
 
-    def record(self, index: int, row: list[str], taken: int) -> None:
-        layout = self._layout
-        if _is_header(row, layout.header):
+    def record(self, index: int, row: list[str], taken: int, size: int) -> None:
+        """A record of `taken` lines and `size` bytes that parsed: a row, unless it repeats
+        the header, has the wrong number of fields or a value over the field limit."""
+        layout = self.layout
+        if row[0] in self._header_starts and _is_header(row, layout.header):
             self.skip(index, taken)
             self._headers += 1
             return
@@ -302,12 +345,12 @@ class _BlockBuilder:
             reason = f"has {len(row)} fields but the header has {layout.width}"
             self.invalid(index, reason, row, taken)
             return
-        reason = _oversized_value(row, layout)
-        if reason:
-            self.invalid(index, reason, row, taken)
-            return
-        for position, value in enumerate(row):
-            self._values[position].append(value)
+        if size > layout.limits.max_field_bytes:  # else no value can be over the limit
+            reason = _oversized_value(row, layout)
+            if reason:
+                self.invalid(index, reason, row, taken)
+                return
+        self._rows.append(row)
         self._lines.append(self._first_line + index)
         self._spans.append(taken)
 
@@ -322,7 +365,7 @@ class _BlockBuilder:
     ) -> None:
         """The record at line `index` opens a quote that does not close properly: that line
         alone is rejected; the caller reads on from the next line."""
-        layout, limits = self._layout, self._layout.limits
+        layout, limits = self.layout, self.layout.limits
         values = _fields_of_one_line(line, layout.delimiter)
         column = layout.column_name(len(values) - 1) if values else "?"
         if ran_out == _NO_BREAK:
@@ -355,8 +398,12 @@ class _BlockBuilder:
         self._skipped += taken
 
     def build(self, line_count: int) -> RawBlock:
-        columns = [pa.array(values, pa.string()) for values in self._values]
-        spans = None if all(s == 1 for s in self._spans) else pa.array(self._spans, pa.int64())
+        if self._rows:
+            columns = [pa.array(values, pa.string()) for values in zip(*self._rows, strict=True)]
+        else:
+            columns = [pa.array([], pa.string()) for _ in range(self.layout.width)]
+        multi_line = any(span != 1 for span in self._spans)
+        spans = pa.array(self._spans, pa.int64()) if multi_line else None
         return RawBlock(
             columns,
             pa.array(self._lines, pa.int64()),
@@ -370,8 +417,6 @@ class _BlockBuilder:
 
 def _oversized_value(row: list[str], layout: RecordLayout) -> str | None:
     limit = layout.limits.max_field_bytes
-    if max(map(len, row)) * 4 <= limit:  # a character takes at most 4 bytes of UTF-8
-        return None
     sizes = [len(value.encode("utf-8")) for value in row]
     largest = max(range(len(row)), key=sizes.__getitem__)
     if sizes[largest] <= limit:

@@ -159,12 +159,15 @@ class LocalStorage:
 
     def check_writable(self, option: str, probe_key: str) -> None:
         """The root is (or can become) a folder this process can write and delete in (a lake):
-        `probe_key` is written and deleted."""
+        a file is created and deleted beside `probe_key`."""
         if self._base.exists() and not self._base.is_dir():
             raise UserError(f"{option} {self.root} is a file, not a folder; pass a folder")
-        try:
-            self.write_bytes(probe_key, b"b2p write check\n")
-            self.delete(probe_key)
+        folder = self.path(probe_key).parent
+        try:  # create and delete a file where the ingest log goes (no fsync: nothing is kept)
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
+            os.close(fd)
+            os.unlink(name)
         except OSError as exc:
             reason = exc.strerror or str(exc)
             raise UserError(

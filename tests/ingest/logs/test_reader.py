@@ -7,7 +7,6 @@ import random
 
 import pytest
 
-from ingest.logs import fast_records
 from ingest.logs import reader as reader_module
 from ingest.logs.fast_records import _parse_with_arrow
 from ingest.logs.reader import (
@@ -117,7 +116,6 @@ def test_lines_match_an_independent_count_across_block_sizes(
         def no_fallback(*_args: object) -> None:
             raise AssertionError("the pyarrow path should have handled this block")
 
-        monkeypatch.setattr(fast_records, "parse_by_rules", no_fallback)
         monkeypatch.setattr(reader_module, "parse_by_rules", no_fallback)
     rng = random.Random(7)
     out = io.StringIO()
@@ -219,7 +217,7 @@ def test_a_stray_quote_in_an_unquoted_field_keeps_blocks_bounded_and_lines_exact
 def measure_parsed_blocks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The sizes of the blocks the reader hands to either parser, from now on."""
     sizes: list[int] = []
-    for name in ("parse_block", "parse_by_rules"):
+    for name in ("parse_fast", "parse_by_rules"):
         parse = getattr(reader_module, name)
 
         def measured(block: bytes, *args: object, _parse=parse) -> object:
