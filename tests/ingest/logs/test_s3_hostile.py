@@ -10,11 +10,11 @@ import gzip
 import json
 from typing import Any
 
-import boto3
 import pytest
 
 from ingest.cli import main
 from ingest.storage import open_storage
+from tests.ingest.logs.conftest import LAKE_BUCKET, SOURCE_BUCKET
 from tests.support.faulty_proxy import FaultyProxy
 from tests.support.synthetic_lake import (
     assert_lake_holds_exactly,
@@ -24,18 +24,8 @@ from tests.support.synthetic_lake import (
     upload,
 )
 
-SOURCE_BUCKET = "freewheel-delivery"
-LAKE_BUCKET = "lake"
 SOURCE = f"s3://{SOURCE_BUCKET}/v4"
 LAKE = f"s3://{LAKE_BUCKET}/data"
-
-
-@pytest.fixture
-def s3(aws: str) -> Any:
-    client = boto3.client("s3", endpoint_url=aws)
-    client.create_bucket(Bucket=SOURCE_BUCKET)
-    client.create_bucket(Bucket=LAKE_BUCKET)
-    return client
 
 
 def ingest(source: str, lake: str, *extra: str) -> int:
