@@ -5,7 +5,7 @@ fresh process; the table gives the process's peak RSS (from the kernel, `wait4`)
 and checks the outcome against what the generator wrote:
 
 - `long-line`: one 512 MB line among 200,000 valid rows: rejected by streaming past it;
-- `nul`: 1 GB of NUL bytes (1 MB of gzip): quarantined at its first bytes;
+- `nul`: 1 GB of NUL bytes (4.6 MB of gzip): quarantined at its first bytes;
 - `open-quote`: line 3 opens a quote in `sales_type` that never closes, in a 256 MB file:
   line 3 is rejected, every record after it is ingested;
 - `big-value`: a 50 MB quoted free-text value with line breaks, then a valid record: taken as
@@ -13,7 +13,7 @@ and checks the outcome against what the generator wrote:
   are read as records (rejected too); the record after it is ingested.
 
 The budget is 300 MB peak RSS per case (a 1–3 GB Lambda runs the same code). Inputs are cached
-under `.bench/adversarial/` (about 30 MB of gzip); results go to
+under `.bench/adversarial/` (about 70 MB of gzip); results go to
 `benchmarks/results/adversarial.json`.
 """
 
