@@ -78,17 +78,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     limits.add_argument(
         "--max-record-bytes",
         type=_positive,
+        metavar="N",
         help=f"bytes of one record, line breaks included (default {DEFAULT_MAX_RECORD_BYTES:,})",
     )
     limits.add_argument(
         "--max-field-bytes",
         type=_positive,
+        metavar="N",
         help=f"bytes of one value (default {DEFAULT_MAX_FIELD_BYTES:,}, or the record limit "
         "when that is smaller)",
     )
     limits.add_argument(
         "--max-record-lines",
         type=_positive,
+        metavar="N",
         help="physical lines one record may take through quoted line breaks "
         f"(default {DEFAULT_MAX_RECORD_LINES})",
     )

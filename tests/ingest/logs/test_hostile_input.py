@@ -133,7 +133,8 @@ def test_an_unclosed_quote_early_in_a_large_file_loses_no_record_after_it(tmp_pa
     result = ingest_object(source, info.key, info.etag, lake, block_bytes=64 * 1024)
 
     assert (result.status, result.rows_written, result.rows_rejected) == ("ok", rows - 1, 1)
-    assert [r["line"] for r in rejects(tmp_path / "lake")] == [3]
+    [reject] = rejects(tmp_path / "lake")
+    assert reject["line"] == 3 and "column sales_type" in reject["reason"]
     lines = [line for _, line in lake_transactions(tmp_path / "lake", path)]
     assert lines == [2, *range(4, rows + 2)]
     assert_accounted(tmp_path / "lake", path, text.encode())
@@ -299,4 +300,38 @@ def test_limits_given_on_the_command_line_apply(dirs) -> None:
     assert reject["line"] == 3 and "300 bytes in column note" in reject["reason"]
     assert_accounted(lake, bad, text.encode())
     assert os.path.exists(lake / "_ingest" / "rejects")
+    assert_good_file_ingested(lake, good)
+
+
+@pytest.mark.parametrize("verbose", [False, True], ids=["default", "verbose"])
+def test_an_unexpected_error_is_one_line_naming_the_file(
+    dirs, capsys, monkeypatch: pytest.MonkeyPatch, verbose: bool
+) -> None:
+    """A bug met on one file (stood in for by a validation that fails on its rows): that file
+    fails and is retried by the next run, the others go on, and the traceback is there only
+    for whoever asks (`b2p -v`)."""
+    from ingest.logs import attempt
+
+    source, lake, good = dirs
+    bad = write_log(source / "bug.csv", HEADER + row(2).replace("t2,", "t-bug,"), compress=False)
+    healthy = attempt.validate_block
+
+    def failing(raw, mapping):
+        if "t-bug" in raw[0].to_pylist():
+            raise RuntimeError("a bug")
+        return healthy(raw, mapping)
+
+    monkeypatch.setattr(attempt, "validate_block", failing)
+    flags = ["-v"] if verbose else []
+
+    status = main([*flags, "ingest", "--source", str(source), "--lake", str(lake)])
+
+    assert status == 1
+    entries = json_lines(capsys.readouterr().err)
+    [error] = [e for e in entries if e["level"] == "error"]
+    assert error["message"].startswith(f"{uri_of(bad)}: unexpected RuntimeError: a bug")
+    assert "the next run retries it" in error["message"] and "b2p -v" in error["message"]
+    tracebacks = [e for e in entries if "exception" in e]
+    assert bool(tracebacks) is verbose
+    assert all(e["level"] == "debug" for e in tracebacks)
     assert_good_file_ingested(lake, good)
