@@ -310,7 +310,7 @@ def test_concatenated_gzip_members_read_as_one_file_without_the_second_header() 
 
 def test_a_first_line_longer_than_a_record_may_be_is_not_a_header() -> None:
     limits = RecordLimits(max_record_bytes=1000, max_field_bytes=100)
-    with pytest.raises(UnreadableFile, match="line 1 has no line break .* within 1,000 bytes"):
+    with pytest.raises(UnreadableFile, match=r"line 1 has no line break .* within 1,000 bytes"):
         read_all(b"a" * 5000 + b"\n1\n", limits=limits)
     with pytest.raises(UnreadableFile, match="within 1,000 bytes"):
         read_all(b'a,"b\n' + b"c\n" * 1000, limits=limits)  # a quote that never closes
