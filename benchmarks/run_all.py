@@ -1,5 +1,5 @@
-"""`make bench`: the ingest benchmark, the dbt benchmark, the memory benchmark and the inspect
-benchmark.
+"""`make bench`: the ingest, dbt, memory, hostile-input (`benchmarks.adversarial`) and inspect
+benchmarks.
 
 Each writes its JSON under benchmarks/results/ and prints its table; a summary of the ratios
 against their targets closes the run. Sizes are chosen so the whole run takes a few minutes on
@@ -36,6 +36,8 @@ def main() -> int:
         print("\n== ingest memory benchmark", flush=True)
         # its own process: a peak RSS must not include what the benchmarks above allocated
         subprocess.run([sys.executable, "-m", "benchmarks.ingest_memory"], check=False)
+    print("\n== hostile inputs: peak RSS and time (budget 300 MB each)", flush=True)
+    subprocess.run([sys.executable, "-m", "benchmarks.adversarial"], check=False)
     print("\n== inspect benchmark (1 GB file)", flush=True)
     subprocess.run([sys.executable, "-m", "benchmarks.inspect_bench"], check=False)
     print("\n== targets")

@@ -15,24 +15,29 @@ The planner lists the source, drops versions already in the ingest log (one LIST
 `_ingest/log/`) and duplicates within the listing, and sends one message per object:
 `{"source": <B2P_SOURCE>, "key": <key under it>, "etag": ..., "size": ...}`, plus
 `"retry_quarantined": true` when re-queueing: the worker then ingests a quarantined version again
-instead of skipping it as logged.
+instead of skipping it as logged. `B2P_MAX_RECORD_BYTES`, `B2P_MAX_FIELD_BYTES` and
+`B2P_MAX_RECORD_LINES` (worker, optional) are `b2p ingest`'s record limits.
 
 The worker ingests the object a message names with `ingest.logs.attempt.ingest_object`, so the
-crash-safety protocol of `ingest.logs.lake` holds here too. It is idempotent: before reading it asks
-the object's CURRENT version (HEAD) and skips it when that version is already logged, so a
+crash-safety protocol of `ingest.logs.lake` holds here too. It is idempotent: before reading it
+asks the object's CURRENT version (HEAD) and skips it when that version is already logged, so a
 message delivered twice, or queued again by a planner run that started before the first worker
-finished, writes nothing more. A HEAD that answers 404 means the object was deleted; 403 means
-the worker cannot see it (deleted, and the role may not list the bucket, or access was revoked):
-either way the message is dropped with a warning that says so, and an object that still exists
-is queued again by the next planner run, as nothing was logged for it. When the object changed
-since planning, the worker ingests the current version (logged under its own ETag; the next
-planner run then finds it logged) rather than failing the message: the old version's rows are
-replaced either way, and this saves a planning cycle. If the object changes again while being
-read (the read is pinned to the ETag), the attempt stops with nothing visible and the message
-succeeds: the next planner run queues the newest version. An unexpected error (throttling beyond
-the retries, a bug) fails just that message (`batchItemFailures`), so SQS redelivers it and,
-after the queue's maxReceiveCount, moves it to the dead-letter queue. A quarantined file is a
-success: it is recorded in the lake.
+finished, writes nothing more. A HEAD that answers 404 means the object was deleted; 403 means the
+worker cannot see it (deleted, and the role may not list the bucket, or access was revoked): either
+way the message is dropped with a warning that says so, and an object that still exists is queued
+again by the next planner run, as nothing was logged for it. A refusal (403 on HEAD or GET) counts
+as a failure of that version in `_ingest/failures/`; refused again on the next attempt, the version
+is quarantined, so the planner stops queueing it (like `b2p ingest`). When the object changed since
+planning, the worker ingests the current version (logged under its own ETag; the next planner run
+then finds it logged) rather than failing the message: the old version's rows are replaced either
+way, and this saves a planning cycle. If the object changes again while being read (the read is
+pinned to the ETag), the attempt stops with nothing visible and the message succeeds: the next
+planner run queues the newest version. An unexpected error (throttling beyond the retries, a bug)
+fails just that message (`batchItemFailures`), so SQS redelivers it and, after the queue's
+maxReceiveCount, moves it to the dead-letter queue. A quarantined file is a success: it is recorded
+in the lake. So a file that can never be read (binary, broken gzip, a header without the required
+columns, access denied twice) ends as a quarantine record and a successful batch item, never in
+redelivery and the dead-letter queue.
 """
 
 from __future__ import annotations
@@ -42,15 +47,17 @@ import json
 import logging
 import os
 import posixpath
+import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ingest.logs.attempt import ingest_object, log_result
+from ingest.logs.attempt import STATUS_FAILED, IngestResult, ingest_object, log_result, refused
 from ingest.logs.contract import FeedMapping, load_aliases, parse_aliases
-from ingest.logs.lake import IngestLog, source_id_for
+from ingest.logs.lake import IngestLog, VersionCommit, source_id_for
+from ingest.logs.records import RecordLimits
 from ingest.logs.runner import SourceAccess, plan, worker_storages
 from ingest.logs.runtime import bound_arrow_memory
 from ingest.storage import ObjectChanged, ObjectInfo, Storage, aws, is_s3_uri, open_storage
@@ -75,6 +82,7 @@ class HandlerConfig:
     source_external_id: str | None = None
     column_aliases: str | None = None
     retry_quarantined: bool = False
+    limits: RecordLimits = field(default_factory=RecordLimits)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, need_queue: bool) -> HandlerConfig:
@@ -94,6 +102,7 @@ class HandlerConfig:
                 f"B2P_RETRY_QUARANTINED must be 'true' or 'false', not {retry!r}"
             )
         return cls(
+            limits=_limits_from_env(env),
             source=env["B2P_SOURCE"],
             lake=env["B2P_LAKE"],
             queue_url=env.get("B2P_QUEUE_URL") or None,
@@ -108,6 +117,20 @@ class HandlerConfig:
 
     def aliases(self) -> FeedMapping:
         return column_aliases(self.column_aliases) if self.column_aliases else FeedMapping()
+
+
+def _limits_from_env(env: Mapping[str, str]) -> RecordLimits:
+    names = ("B2P_MAX_RECORD_BYTES", "B2P_MAX_FIELD_BYTES", "B2P_MAX_RECORD_LINES")
+    values: list[int | None] = []
+    for name in names:
+        text = env.get(name, "").strip()
+        if text and not (text.isdigit() and int(text) > 0):
+            raise HandlerConfigError(f"{name} must be a whole number of 1 or more, not {text!r}")
+        values.append(int(text) if text else None)
+    try:
+        return RecordLimits.given(*values)
+    except ValueError as exc:
+        raise HandlerConfigError(f"{', '.join(names)}: {exc}") from None
 
 
 @functools.cache  # once per cold start: a warm Lambda reuses it for every message
@@ -202,7 +225,8 @@ def worker_handler(event: Mapping[str, Any], context: Any) -> dict[str, list[dic
     failures: list[dict[str, str]] = []
     for record in event.get("Records", []):
         try:
-            ingest_message(source, lake, json.loads(record["body"]), config.source, aliases)
+            message = json.loads(record["body"])
+            ingest_message(source, lake, message, config.source, aliases, config.limits)
         except Exception:
             log.exception(
                 "message failed; SQS will deliver it again",
@@ -218,9 +242,11 @@ def ingest_message(
     message: Mapping[str, Any],
     source_uri: str,
     aliases: FeedMapping | Mapping[str, str] | None = None,
+    limits: RecordLimits | None = None,
 ) -> str:
     """Ingest the object one planner message names; returns what happened (for logs/tests):
-    `ingested`, `quarantined`, `already-ingested`, `gone`, `not-visible` or `changed`."""
+    `ingested`, `quarantined`, `failed` (refused once, retried when queued again),
+    `already-ingested`, `gone`, `not-visible` or `changed`."""
     if _normalised(str(message.get("source", ""))) != _normalised(source_uri):
         # never read where a message points, only under the configured source
         raise ValueError(
@@ -237,9 +263,11 @@ def ingest_message(
         log.warning(
             "HEAD of the object was refused (403): it was deleted (the role may not list the "
             "bucket, so S3 says 403 rather than 404) or this role may no longer read it; "
-            "nothing to ingest now, and if it still exists the next planner run queues it again",
+            "nothing to ingest now, and if it still exists the next planner run queues it "
+            "again (refused again, it is quarantined)",
             extra={"fields": fields},
         )
+        _count_refusal(source, lake, key, str(message.get("etag", "")), uri)
         return "not-visible"
     if current is None:
         log.warning("object no longer exists; nothing to ingest", extra={"fields": fields})
@@ -254,7 +282,9 @@ def ingest_message(
         log.info("already ingested", extra={"fields": {**fields, "etag": current.etag}})
         return "already-ingested"
     try:
-        result = ingest_object(source, key, current.etag, lake, size=current.size, aliases=aliases)
+        result = ingest_object(
+            source, key, current.etag, lake, size=current.size, aliases=aliases, limits=limits
+        )
     except ObjectChanged as exc:
         log.warning(
             "%s; the next planner run queues the new version", exc, extra={"fields": fields}
@@ -262,6 +292,21 @@ def ingest_message(
         return "changed"
     log_result(result, lake)
     return "ingested" if result.status == "ok" else result.status
+
+
+def _count_refusal(source: Storage, lake: Storage, key: str, etag: str, uri: str) -> None:
+    """A refused HEAD counts against the planned version, like a refused GET."""
+    result = IngestResult.unfinished(source, key, etag, None, STATUS_FAILED, "")
+    commit = VersionCommit(lake, result.source_id, etag)
+    outcome = refused(
+        result,
+        commit,
+        time.monotonic(),
+        f"{uri}: S3 refused the HEAD request (403)",
+        "give the worker's role (or the source role) s3:GetObject on the object",
+    )
+    if outcome.status != STATUS_FAILED:
+        log_result(outcome, lake)
 
 
 def _normalised(uri: str) -> str:

@@ -17,13 +17,9 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from ingest.logs.dialect import Dialect, describe
-from ingest.logs.reader import (
-    InvalidRecord,
-    LogFileReader,
-    UnreadableFile,
-    last_record_boundary,
-    open_gzip,
-)
+from ingest.logs.reader import LogFileReader, last_record_boundary
+from ingest.logs.records import InvalidRecord
+from ingest.logs.text import UnreadableFile, open_gzip
 from ingest.storage import Storage
 
 try:  # what ISA-L raises on corrupt data (the reader inflates with it when installed)

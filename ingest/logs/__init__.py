@@ -3,7 +3,10 @@
 contract   the columns a file must have, header matching, the mapping file (aliases, keys)
 values     raw strings to typed lake columns, per-row problems
 dialect    the delimiter of a file (and, for b2p inspect, encoding, BOM, line endings)
-reader     streamed decompression, record-boundary blocks, exact line numbers
+text       the decompressed bytes, checked: gzip errors, NUL bytes, CR-only line ends
+records    the record rules and limits; the exact (csv module) parser; every line accounted for
+fast_records  pyarrow's parser, used when its result provably obeys the rules
+reader     record-boundary blocks, lines too long streamed past, read-ahead, exact line numbers
 verdict    whether a file was understood: all or too many rows rejected means quarantine
 writers    Parquet per event hour and the rejects file, invisible until committed
 lake       the lake's layout, the ingest log and the commit protocol (VersionCommit)

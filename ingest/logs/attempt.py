@@ -10,13 +10,22 @@ this one function (`ingest.logs.runner`, `ingest.aws_lambda`).
 If the object was replaced after it was listed, the read stops before anything is visible
 (`ObjectChanged`, nothing logged) and the next run ingests the new version.
 
-Quarantine: a file that cannot be read at all (`UnreadableFile`, `HeaderError`) leaves nothing
-of this attempt in the lake and does not touch the outputs of an earlier good version; its
-reason goes to `_ingest/quarantine/<source_id>.json` and its log record has status
-`quarantined`, so the same version is not retried (a re-delivery has a new ETag; pass
+Quarantine: a file that cannot be read at all (`UnreadableFile`, `HeaderError`, a dangling
+link) leaves nothing of this attempt in the lake and does not touch the outputs of an earlier
+good version; its reason goes to `_ingest/quarantine/<source_id>.json` and its log record has
+status `quarantined`, so the same version is not retried (a re-delivery has a new ETag; pass
 `--retry-quarantined` after fixing e.g. the column aliases). So is a file that was read but
 not understood: all its rows rejected, or more than the feed's `max_rejected_share`
-(`ingest.logs.verdict`, the last step of the read).
+(`ingest.logs.verdict`, the last step of the read). A read refused for lack of permission may be
+fixed by someone else, so it is `failed` (retried) the first time; when the same version is
+refused again on its next attempt (`PERSISTENT_AFTER` in a row, counted in `_ingest/failures/`),
+it is quarantined too. So no file is retried forever.
+
+Counts: `rows_*` count records as the file holds them (a record over three lines is one row);
+`lines_*` count physical lines, and for every ingested file
+`lines_read = header_lines + lines_written + lines_rejected + lines_skipped` (blank lines and
+repeated header lines are skipped). A quarantined file is accounted for whole by its
+quarantine record.
 """
 
 from __future__ import annotations
@@ -41,9 +50,10 @@ from ingest.logs.contract import (
 )
 from ingest.logs.lake import StagedOutputs, VersionCommit, quarantine_key, source_id_for
 from ingest.logs.reader import BLOCK_BYTES, LogFileReader, RawBlock, UnreadableFile
+from ingest.logs.records import RecordLimits
 from ingest.logs.values import ValidatedBlock, validate_block
 from ingest.logs.verdict import NotUnderstood, RejectTally, mapping_name, not_understood
-from ingest.storage import Storage
+from ingest.storage import AccessDenied, BrokenLink, Storage
 
 log = logging.getLogger(__name__)
 
@@ -51,6 +61,7 @@ STATUS_OK = "ok"
 STATUS_QUARANTINED = "quarantined"
 STATUS_FAILED = "failed"  # an unexpected error (I/O, bug): not logged, retried by the next run
 STATUS_CHANGED = "changed"  # replaced after it was listed: not logged, the next run takes it
+PERSISTENT_AFTER = 2  # attempts in a row refused the same way before the version is quarantined
 
 
 @dataclass
@@ -64,6 +75,12 @@ class IngestResult:
     rows_read: int = 0
     rows_written: int = 0
     rows_rejected: int = 0
+    lines_read: int = 0  # physical lines of the file, header included
+    header_lines: int = 0
+    lines_written: int = 0
+    lines_rejected: int = 0
+    lines_skipped: int = 0  # blank lines and repeated header lines
+    repeated_headers: int = 0
     output_keys: list[str] = field(default_factory=list)
     rejects_key: str | None = None
     uncompressed_bytes: int = 0
@@ -84,6 +101,22 @@ class IngestResult:
     def log_record(self) -> dict[str, Any]:
         return asdict(self)
 
+    def clear_counts(self) -> None:
+        """Nothing of the attempt counts (it was quarantined: the record covers the file)."""
+        for name in (
+            "rows_read",
+            "rows_written",
+            "rows_rejected",
+            "lines_read",
+            "header_lines",
+            "lines_written",
+            "lines_rejected",
+            "lines_skipped",
+            "repeated_headers",
+        ):
+            setattr(self, name, 0)
+        self.output_keys, self.rejects_key, self.first_reject = [], None, None
+
 
 ProgressCallback = Callable[[int], None]
 
@@ -96,6 +129,7 @@ def ingest_object(
     *,
     size: int | None = None,
     aliases: FeedMapping | Mapping[str, str] | None = None,
+    limits: RecordLimits | None = None,
     block_bytes: int = BLOCK_BYTES,
     on_progress: ProgressCallback | None = None,
 ) -> IngestResult:
@@ -104,7 +138,7 @@ def ingest_object(
     `aliases` is the feed's mapping file (`--column-aliases`), or plain aliases.
 
     Raises only for unexpected problems (I/O, bugs, `ObjectChanged`); bad input ends as
-    `quarantined`.
+    `quarantined`, a refused read as `failed` and then `quarantined`.
     """
     clock = time.monotonic()
     started = _utc_now()
@@ -112,65 +146,136 @@ def ingest_object(
     result = IngestResult(source_uri, key, etag, size, source_id_for(source_uri))
     result.started_at = _iso(started)
     commit = VersionCommit(lake, result.source_id, etag)
+    reading = _Reading(as_feed_mapping(aliases), limits or RecordLimits(), block_bytes, on_progress)
     try:
         with commit.staged() as outputs:
-            _read_into(
-                source, outputs, result, as_feed_mapping(aliases), block_bytes, on_progress, started
-            )
+            _read_into(source, outputs, result, reading, started)
     except (UnreadableFile, HeaderError, NotUnderstood) as exc:
-        result.status = STATUS_QUARANTINED
-        result.error = f"{source_uri}: {exc}"
-        result.rows_written = result.rows_rejected = result.rows_read = 0
-        result.output_keys, result.rejects_key, result.first_reject = [], None, None
-        _finish(result, clock)
-        commit.quarantine(result.log_record(), _quarantine_record(result))
-        return result
+        return _quarantined(result, commit, clock, f"{source_uri}: {exc}")
+    except BrokenLink as exc:
+        return _quarantined(
+            result, commit, clock, f"{exc}; fix or remove the link (a changed link is read again)"
+        )
+    except AccessDenied as exc:
+        return refused(result, commit, clock, str(exc), _ACCESS_ADVICE)
     _finish(result, clock)
     commit.complete(result.log_record())
     return result
+
+
+_ACCESS_ADVICE = (
+    "give the reader access (a local file: its permissions; S3: s3:GetObject, and kms:Decrypt "
+    "for a KMS-encrypted object, for the credentials or role in use)"
+)
+
+
+def refused(
+    result: IngestResult, commit: VersionCommit, clock: float, problem: str, advice: str
+) -> IngestResult:
+    """An attempt that failed in a way someone may fix: `failed` (retried by the next run) the
+    first time, `quarantined` when the same version fails so `PERSISTENT_AFTER` times in a row."""
+    record = commit.count_failure(problem, _iso(_utc_now()))
+    if record["attempts"] >= PERSISTENT_AFTER:
+        reason = (
+            f"{problem}, on {record['attempts']} attempts in a row since "
+            f"{record['first_failed_at']}; {advice}, then run with --retry-quarantined"
+        )
+        return _quarantined(result, commit, clock, reason)
+    result.clear_counts()
+    result.status = STATUS_FAILED
+    result.error = (
+        f"{problem}; nothing was logged for it, so the next run retries it, and quarantines it "
+        f"if it fails so again: {advice}"
+    )
+    _finish(result, clock)
+    return result
+
+
+def _quarantined(
+    result: IngestResult, commit: VersionCommit, clock: float, reason: str
+) -> IngestResult:
+    result.status = STATUS_QUARANTINED
+    result.error = reason
+    result.clear_counts()
+    _finish(result, clock)
+    commit.quarantine(result.log_record(), _quarantine_record(result))
+    return result
+
+
+@dataclass(frozen=True)
+class _Reading:
+    """How to read a file: the feed's mapping, record limits, block size, progress callback."""
+
+    feed: FeedMapping
+    limits: RecordLimits
+    block_bytes: int
+    on_progress: ProgressCallback | None
 
 
 def _read_into(
     source: Storage,
     outputs: StagedOutputs,
     result: IngestResult,
-    feed: FeedMapping,
-    block_bytes: int,
-    on_progress: ProgressCallback | None,
+    reading: _Reading,
     started: dt.datetime,
 ) -> None:
-    """Read the whole object into the staged partitions and rejects, counting every record."""
+    """Read the whole object into the staged partitions and rejects, counting every record
+    and every line."""
     ingested_at = pa.scalar(started.replace(tzinfo=None), pa.timestamp("ms"))
     partitions, rejects = outputs.partitions, outputs.rejects
     with source.open_read(result.key, etag=result.etag) as raw:
-        reader = LogFileReader(_Counting(raw, on_progress), result.key, block_bytes)
-        mapping = map_header(reader.header, feed)
+        stream = _Counting(raw, reading.on_progress)
+        reader = LogFileReader(stream, result.key, reading.block_bytes, reading.limits)
+        mapping = map_header(reader.header, reading.feed)
         tally = RejectTally(mapping)
-        for block in reader.blocks():
+        # contract columns hold ids, names, times and numbers: only the others hold line breaks
+        for block in reader.blocks(line_break_columns=mapping.extra_positions.values()):
             result.rows_read += block.num_rows + len(block.invalid)
+            result.lines_rejected += sum(record.lines for record in block.invalid)
+            result.lines_skipped += block.skipped_lines
+            result.repeated_headers += block.repeated_headers
             rejects.write(tally.observe(_malformed_rejects(block, result.uri)))
             validated = validate_block(block.columns, mapping)
             failed = validated.failed_mask()
+            failed_lines = 0
             if failed is not None:
                 rejects.write(
                     tally.observe(_invalid_value_rejects(block, validated, mapping, result))
                 )
+                failed_lines = block.row_lines(failed)
+            result.lines_rejected += failed_lines
+            result.lines_written += block.row_lines() - failed_lines
             rows = _lake_rows(validated, block, result.uri, ingested_at)
             partitions.write(rows if failed is None else rows.filter(pc.invert(failed)))
     partitions.finish()
-    if result.rows_read != partitions.rows_written + rejects.count:
-        # a bug, not bad input: raising here discards this attempt's outputs
-        raise RuntimeError(
-            f"{result.uri}: {result.rows_read} rows read but {partitions.rows_written} "
-            f"written + {rejects.count} rejected"
-        )
-    _check_understood(result.rows_read, tally, feed, source.root)
+    result.lines_read, result.header_lines = reader.lines_read, reader.header_lines
+    _check_counts(result, partitions.rows_written, rejects.count)
+    _check_understood(result.rows_read, tally, reading.feed, source.root)
     result.uncompressed_bytes = reader.uncompressed_bytes
     result.output_keys = partitions.keys
     result.rejects_key = rejects.key
     result.rows_written = partitions.rows_written
     result.rows_rejected = rejects.count
     result.first_reject = rejects.first_message
+
+
+def _check_counts(result: IngestResult, written: int, rejected: int) -> None:
+    """Every record and every line accounted for; a mismatch is a bug, not bad input: raising
+    here discards this attempt's outputs."""
+    if result.rows_read != written + rejected:
+        raise RuntimeError(
+            f"{result.uri}: {result.rows_read} rows read but {written} written + {rejected} "
+            "rejected"
+        )
+    accounted = (
+        result.header_lines + result.lines_written + result.lines_rejected + result.lines_skipped
+    )
+    if result.lines_read != accounted:
+        raise RuntimeError(
+            f"{result.uri}: {result.lines_read} lines read but {accounted} accounted for "
+            f"({result.header_lines} header, {result.lines_written} written, "
+            f"{result.lines_rejected} rejected, {result.lines_skipped} skipped)"
+        )
 
 
 def _check_understood(
@@ -196,15 +301,19 @@ def _lake_rows(
 
 def _malformed_rejects(block: RawBlock, source_uri: str) -> Iterable[dict[str, Any]]:
     for record in block.invalid:
-        yield {
+        reject = {
             "source_file": source_uri,
             "line": record.line,
+            "lines": record.lines,
             "column": None,
             "reason": record.reason,
-            "message": f"{source_uri} line {record.line}: the record {record.reason}; fix the "
-            "quoting or field count and re-deliver the file",
+            "message": f"{source_uri} line {record.line}: the record {record.reason}; fix it "
+            "and re-deliver the file",
             "values": record.values,
         }
+        if record.excerpt is not None:
+            reject["excerpt"] = record.excerpt
+        yield reject
 
 
 def _invalid_value_rejects(
@@ -215,8 +324,10 @@ def _invalid_value_rejects(
         for row in pc.indices_nonzero(problem.mask).to_pylist():
             first_problem.setdefault(row, problem)
     rows = sorted(first_problem)
-    lines = block.lines.take(pa.array(rows, pa.int64())).to_pylist()
-    values = [column.take(pa.array(rows, pa.int64())).to_pylist() for column in block.columns]
+    taken = pa.array(rows, pa.int64())
+    lines = block.lines.take(taken).to_pylist()
+    spans = [1] * len(rows) if block.spans is None else block.spans.take(taken).to_pylist()
+    values = [column.take(taken).to_pylist() for column in block.columns]
     for index, (row, line) in enumerate(zip(rows, lines, strict=True)):
         problem = first_problem[row]
         # a key built from several columns shows each part: 'preroll' + ''
@@ -227,6 +338,7 @@ def _invalid_value_rejects(
         yield {
             "source_file": result.uri,
             "line": line,
+            "lines": spans[index],
             "column": problem.column,
             "reason": problem.reason,
             "message": f"{result.uri} line {line}, column {named}: value {shown} "
@@ -291,6 +403,8 @@ def log_result(result: IngestResult, lake: Storage) -> None:
         "rows": result.rows_read,
         "written": result.rows_written,
         "rejected": result.rows_rejected,
+        "lines": result.lines_read,
+        "lines_skipped": result.lines_skipped,
         "seconds": result.seconds,
         "bytes": result.uncompressed_bytes,
     }

@@ -1,8 +1,10 @@
 """`b2p ingest`: copy v4 log files from a source into the partitioned Parquet lake.
 
-The command checks its arguments, sweeps what killed runs left, plans (`ingest.logs.runner.plan`),
-runs the attempts and reports: one line per file and a summary. The exit status is 0 when every
-file was ingested or skipped, 2 when some were quarantined, 1 when some failed (`ingest.errors`).
+The command checks its arguments and, before it touches anything, that the source can be listed
+and the lake written (exit 1 with one message otherwise); then it sweeps what killed runs left,
+plans (`ingest.logs.runner.plan`), runs the attempts and reports: one line per file and a
+summary. The exit status is 0 when every file was ingested or skipped, 2 when some were
+quarantined, 1 when some failed (`ingest.errors`).
 """
 
 from __future__ import annotations
@@ -22,9 +24,21 @@ from ingest.logs.attempt import (
     log_result,
 )
 from ingest.logs.contract import FeedMapping, load_aliases
-from ingest.logs.lake import IngestLog
+from ingest.logs.lake import PROBE_KEY, IngestLog
 from ingest.logs.progress import ProgressBar
-from ingest.logs.runner import SourceAccess, add_source_access_arguments, ingest_all, plan
+from ingest.logs.records import (
+    DEFAULT_MAX_FIELD_BYTES,
+    DEFAULT_MAX_RECORD_BYTES,
+    DEFAULT_MAX_RECORD_LINES,
+    RecordLimits,
+)
+from ingest.logs.runner import (
+    ReadSettings,
+    SourceAccess,
+    add_source_access_arguments,
+    ingest_all,
+    plan,
+)
 from ingest.logs.runtime import bound_arrow_memory
 from ingest.storage import Storage, open_storage
 
@@ -62,6 +76,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="process quarantined versions again (e.g. after fixing --column-aliases)",
     )
+    limits = parser.add_argument_group(
+        "record limits", "larger records are rejected (with their line), never held in memory"
+    )
+    limits.add_argument(
+        "--max-record-bytes",
+        type=_positive,
+        metavar="N",
+        help=f"bytes of one record, line breaks included (default {DEFAULT_MAX_RECORD_BYTES:,})",
+    )
+    limits.add_argument(
+        "--max-field-bytes",
+        type=_positive,
+        metavar="N",
+        help=f"bytes of one value (default {DEFAULT_MAX_FIELD_BYTES:,}, or the record limit "
+        "when that is smaller)",
+    )
+    limits.add_argument(
+        "--max-record-lines",
+        type=_positive,
+        metavar="N",
+        help="physical lines one record may take through quoted line breaks "
+        f"(default {DEFAULT_MAX_RECORD_LINES})",
+    )
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be 1 or more")
+    return value
 
 
 @dataclass
@@ -74,6 +121,7 @@ class RunSummary:
     rows_read: int = 0
     rows_written: int = 0
     rows_rejected: int = 0
+    lines_skipped: int = 0
     uncompressed_bytes: int = 0
 
     def add(self, result: IngestResult) -> None:
@@ -88,6 +136,7 @@ class RunSummary:
         self.rows_read += result.rows_read
         self.rows_written += result.rows_written
         self.rows_rejected += result.rows_rejected
+        self.lines_skipped += result.lines_skipped
         self.uncompressed_bytes += result.uncompressed_bytes
 
     def exit_status(self) -> int:
@@ -97,8 +146,28 @@ class RunSummary:
 
 
 def run(args: argparse.Namespace) -> int:
+    try:
+        return _run(args)
+    except UserError:
+        raise  # printed by the CLI as it is
+    except Exception as exc:
+        # not expected (a bug, a lake failing mid-run): one line at the default level, the
+        # traceback for whoever asks
+        log.debug("unexpected error", exc_info=True)
+        name = type(exc).__name__
+        log.error("unexpected %s: %s (b2p -v ingest … shows the traceback)", name, exc)
+        return EXIT_FAILED
+
+
+def _run(args: argparse.Namespace) -> int:
     if args.workers < 1:
         raise UserError("--workers must be 1 or more")
+    try:
+        limits = RecordLimits.given(
+            args.max_record_bytes, args.max_field_bytes, args.max_record_lines
+        )
+    except ValueError as exc:
+        raise UserError(f"--max-field-bytes / --max-record-bytes: {exc}") from None
     bound_arrow_memory()
     aliases = load_aliases(args.column_aliases) if args.column_aliases else FeedMapping()
     if args.max_rejected_share is not None:
@@ -107,7 +176,9 @@ def run(args: argparse.Namespace) -> int:
         aliases = replace(aliases, max_rejected_share=args.max_rejected_share)
     source_access = SourceAccess(args.source, args.source_role_arn, args.source_external_id)
     source = source_access.open()
+    source.check_listable("--source")
     lake = open_storage(args.lake)
+    lake.check_writable("--lake", PROBE_KEY)
     logged = IngestLog(lake).logged_versions()  # the one LIST of the log this run makes
     _sweep_leftovers_of_killed_runs(lake, logged)
     todo, skipped = plan(source, lake, retry_quarantined=args.retry_quarantined, logged=logged)
@@ -116,7 +187,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         with ProgressBar(sum(info.size for info in todo), len(todo)) as progress:
             results = ingest_all(
-                source_access, source, lake, todo, aliases, args.workers, progress.advance
+                source_access,
+                source,
+                lake,
+                todo,
+                ReadSettings(aliases, limits),
+                args.workers,
+                progress.advance,
             )
             for result in results:
                 summary.add(result)
@@ -151,6 +228,7 @@ def _log_summary(summary: RunSummary, seconds: float) -> None:
         "rows_read": summary.rows_read,
         "rows_written": summary.rows_written,
         "rows_rejected": summary.rows_rejected,
+        "lines_skipped": summary.lines_skipped,
         "mb_uncompressed": round(megabytes, 1),
         "mb_per_second": round(megabytes / seconds, 1) if seconds > 0 else None,
         "seconds": round(seconds, 2),
@@ -162,6 +240,8 @@ def _log_summary(summary: RunSummary, seconds: float) -> None:
         f"{summary.rows_read} read = {summary.rows_written} written + "
         f"{summary.rows_rejected} rejected"
     )
+    if summary.lines_skipped:
+        message += f", {summary.lines_skipped} line(s) skipped (blank, repeated headers)"
     if summary.quarantined:
         message += "; see _ingest/quarantine/ in the lake for what to fix"
     log.info(message, extra={"fields": fields})

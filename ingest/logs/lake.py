@@ -6,6 +6,7 @@ that keeps the lake exact when runs are killed, overlap or meet a re-delivered f
     _ingest/log/<source_id>/<etag>.json          one record per ingested version, written last
     _ingest/rejects/<source_id>.jsonl             rejected rows of the source's current version
     _ingest/quarantine/<source_id>.json           why the source's latest version was quarantined
+    _ingest/failures/<source_id>.json             a version refused (access denied) on its last try
 
 `<source_id>` is a readable slug of the file name plus 12 hex digits of the SHA-256 of the
 source URI, so it is stable across runs, unique per source object, and never starts with `.` or
@@ -14,9 +15,15 @@ source URI, so it is stable across runs, unique per source object, and never sta
 The log key carries source id and ETag, so "is this version ingested?" is answered by one LIST
 of `_ingest/log/` — no object reads, however many years of files.
 
-Rejects are JSON lines, one per rejected row: `source_file`, `line` (physical start line, header
-= 1), `column` (contract name, null for a malformed record), `reason`, `message` (what a person
-reads) and `values` (the raw fields in file order).
+Rejects are JSON lines, one per rejected record: `source_file`, `line` (physical start line,
+header = 1), `lines` (how many physical lines the record takes), `column` (contract name, null
+for a malformed record), `reason`, `message` (what a person reads) and `values` (the raw fields
+in file order); a line too long to keep has `excerpt` (its start) instead of values.
+
+A failure record counts the attempts in a row at which a version was refused (access denied, a
+worker died reading it): such a failure may be fixed by someone else, so it is retried once, and
+quarantined when it happens again (`ingest.logs.attempt`). A successful or quarantined attempt
+removes it.
 
 Crash and concurrency protocol (one attempt = one source object version). `VersionCommit` below
 carries it out, for the CLI, its worker processes and the Lambda worker alike:
@@ -58,7 +65,9 @@ names, so whichever commit lands last wins and the row set is the same; neither 
 other's outputs as stale, because both list the same keys and step 4 only deletes keys the
 deleting attempt did not write. (Runs racing on two DIFFERENT versions of one object end with
 whichever finishes last; if that is the older version, its log record lacks the newer ETag and
-the next run ingests the newer one, converging on it.)
+the next run ingests the newer one, converging on it.) A record the other run deletes while this
+one lists or reads it (step 4, step 6) is part of the protocol, not an error: listings are
+snapshots that skip what vanished, and a record gone before it is read lists nothing to clean.
 
 Leftovers of a kill: a local temp file (`.tmp-*`, ignored by every reader) is removed by
 `Storage.sweep_temp_files` at the start of the next CLI run — only when no live writer holds its
@@ -86,6 +95,8 @@ LOG_PREFIX = "_ingest/log/"
 INTENT_PREFIX = "_ingest/intent/"
 REJECTS_PREFIX = "_ingest/rejects/"
 QUARANTINE_PREFIX = "_ingest/quarantine/"
+FAILURE_PREFIX = "_ingest/failures/"
+PROBE_KEY = "_ingest/write-check"  # written and deleted by the check before a run
 
 _SLUG_CHARS = 60
 _HASH_CHARS = 12
@@ -130,6 +141,10 @@ def rejects_key(source_id: str) -> str:
 
 def quarantine_key(source_id: str) -> str:
     return f"{QUARANTINE_PREFIX}{source_id}.json"
+
+
+def failure_key(source_id: str) -> str:
+    return f"{FAILURE_PREFIX}{source_id}.json"
 
 
 def listed_outputs(record: dict[str, Any]) -> list[str]:
@@ -289,6 +304,7 @@ class VersionCommit:
             raise RuntimeError("VersionCommit.complete() before a committed staged() block")
         self._remove_outputs_of_other_records(set(listed_outputs(record)))
         self.lake.delete(quarantine_key(self.source_id))
+        self.lake.delete(failure_key(self.source_id))
         self._log.write(record)
         self.lake.delete(self._intent)  # the log record now lists the same outputs
 
@@ -296,7 +312,28 @@ class VersionCommit:
         """The version cannot be read: record why, and log it so it is not retried until it
         changes (a quarantined re-delivery keeps the rows of the earlier good version)."""
         write_quarantine_record(self.lake, self.source_id, reason)
+        self.lake.delete(failure_key(self.source_id))
         self._log.write(record)
+
+    def count_failure(self, reason: str, at: str) -> dict[str, Any]:
+        """Record that this attempt failed in a way someone may fix (access denied); returns
+        the failure record, whose `attempts` counts the attempts in a row that failed so."""
+        key = failure_key(self.source_id)
+        try:
+            previous = json.loads(self.lake.read_bytes(key))
+        except FileNotFoundError:
+            previous = {}
+        same_version = previous.get("etag") == self.etag
+        record = {
+            "source_id": self.source_id,
+            "etag": self.etag,
+            "reason": reason,
+            "attempts": previous.get("attempts", 0) + 1 if same_version else 1,
+            "first_failed_at": previous.get("first_failed_at", at) if same_version else at,
+            "last_failed_at": at,
+        }
+        self.lake.write_bytes(key, _json_bytes(record))
+        return record
 
     def _partition_key(self, hour_start_ms: int) -> str:
         return partition_key(hour_start_ms, self.source_id)

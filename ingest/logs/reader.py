@@ -1,63 +1,66 @@
-"""Streaming CSV decoding of one v4 log file: bounded memory, exact physical line numbers.
+"""Streaming CSV reading of one v4 log file: bounded memory, every physical line accounted for.
 
-The decompressed byte stream is cut into large blocks that end on a record boundary (a newline
-with an even number of `"` since the previous boundary — RFC 4180 quotes always come in pairs).
-Each block is parsed by pyarrow's multi-threaded CSV reader with every column as a string, with
-the delimiter of the header line (comma, tab, semicolon or pipe: `ingest.logs.dialect`). A
-row's physical start line is the block's first line + the lines taken by earlier rows (1 + the
-newlines inside their quoted values), computed vectorised; a block with no embedded newlines
-needs no computing at all.
+The file's text (`ingest.logs.text`: decompressed, NUL-checked, CR-only line ends turned into
+LF) is read with the field separator of its header line (comma, tab, semicolon or pipe:
+`ingest.logs.dialect`) and cut into blocks of about `block_bytes` that start at a record start
+and end on a line end, and each block is parsed by the record rules (`ingest.logs.records`;
+pyarrow's parser first, `ingest.logs.fast_records`). A block is normally cut at its last newline
+with an even number of `"` before it (RFC 4180 quotes come in pairs, so that newline is outside
+quotes).
+That cut is only trusted when what is left after it could still be one record (at most
+`max_record_bytes`); otherwise the quote parity is wrong (an unclosed or stray quote), and the
+block up to its last newline goes straight to the exact parser, which hands back the start of
+an incomplete last record to be read again with the next block. Either way the next block
+starts at a real record start, so one broken quote costs one slowly parsed block, not a file.
 
-pyarrow does not report where a malformed row is, so a block with wrong-width rows, blank
-lines or anything else the fast path cannot account for exactly is re-parsed with Python's csv
-module, which counts lines itself. Blank lines are not records: they are skipped and not
-counted. Memory is a few blocks (raw bytes, parsed table, typed columns) whatever the file
-size; one record larger than a block grows the block until the record ends. 8 MB blocks
+Memory is a few blocks (raw bytes, parsed table, typed columns) whatever the file: a record is
+at most `max_record_bytes`, and a physical line longer than that is never held: it is rejected
+by streaming past it to its line end, keeping only its start for the reject. 8 MB blocks
 measured: 2.5 M rows / 281 MB of CSV in ~5 s at ~370 MB peak RSS (of which ~80 MB is the
 interpreter and pyarrow), the same as with 16-32 MB blocks but with less memory.
 
-A bare `"` inside an unquoted field (not RFC 4180, e.g. `5" screen`) breaks the quote parity;
-when a few blocks pass without a parity boundary, the records are found with the csv module's
-semantics (the same as pyarrow's: such a quote is literal), and parity resumes after the cut, so
-memory stays bounded and every row keeps its line.
+Line numbers are physical lines (LF-terminated, plus a last line without one), header = 1; the
+reader counts every line it passes (`lines_read`), and each block says where each of its lines
+went, so the caller can check that nothing was lost.
 """
 
 from __future__ import annotations
 
 import contextlib
 import csv
-import gzip
-import io
 import queue
 import threading
-import zlib
-from collections.abc import Iterator
-from dataclasses import dataclass
-from typing import Any, BinaryIO, TypeVar
+from collections.abc import Collection, Generator, Iterator
+from typing import BinaryIO, TypeVar
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
 
 from ingest.logs.dialect import detect_delimiter
+from ingest.logs.fast_records import parse_fast
+from ingest.logs.records import (
+    EXCERPT_CHARS,
+    InvalidRecord,
+    RawBlock,
+    RecordLayout,
+    RecordLimits,
+    count_byte,
+    decode_utf8,
+    first_line_longer_than,
+    parse_by_rules,
+)
+from ingest.logs.text import TextStream, UnreadableFile
 
-try:  # ISA-L inflates ~3x faster than zlib; the standard gzip module is the fallback
-    from isal import igzip as _igzip
-    from isal.isal_zlib import error as _IsalError
-except ImportError:  # pragma: no cover - depends on the environment
-    _igzip = None
-    _IsalError = zlib.error
+__all__ = ["BLOCK_BYTES", "LogFileReader", "RawBlock", "UnreadableFile", "is_log_file"]
 
 BLOCK_BYTES = 8 * 1024 * 1024
-_ARROW_BLOCK_BYTES = 1 * 1024 * 1024
 _READ_BYTES = 8 * 1024 * 1024
+# what the exact parser takes at a time: its Python objects cost ~10x the bytes
+_EXACT_PIECE_BYTES = 1024 * 1024
 _BACKWARD_LINES = 64  # newlines last_record_boundary tries one by one before going vectorised
-_CSV_SCAN_BLOCKS = 4  # blocks of data without a quote-parity boundary before the csv module looks
 _BOM = b"\xef\xbb\xbf"
-_GZIP_MAGIC = b"\x1f\x8b"
 _QUOTE = b'"'
 _NEWLINE = b"\n"
+END_OF_FILE = "the end of the file"
 
 SUPPORTED_SUFFIXES = (".csv", ".gz")
 
@@ -68,185 +71,187 @@ def is_log_file(key: str) -> bool:
     return not name.startswith((".", "_")) and name.lower().endswith(SUPPORTED_SUFFIXES)
 
 
-def open_gzip(raw: BinaryIO) -> BinaryIO:
-    """A decompressing reader: ISA-L's when the `isal` package is installed, else zlib's.
-
-    A stream that does not start like gzip is refused here, as `gzip.BadGzipFile`: ISA-L
-    reports a short non-gzip stream as truncated, which would send the user the wrong way.
-    """
-    magic = raw.read(len(_GZIP_MAGIC))
-    if magic and magic != _GZIP_MAGIC:
-        raise gzip.BadGzipFile(f"it starts with {magic!r}, not the gzip magic bytes 1f 8b")
-    stream = _Prefixed(magic, raw)
-    if _igzip is not None:
-        return _igzip.IGzipFile(fileobj=stream, mode="rb")
-    return gzip.GzipFile(fileobj=stream, mode="rb")
-
-
-class _Prefixed(io.RawIOBase):
-    """A read-only stream: `prefix`, then the rest of `raw`."""
-
-    def __init__(self, prefix: bytes, raw: BinaryIO) -> None:
-        super().__init__()
-        self._prefix = prefix
-        self._raw = raw
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        size = len(buffer)
-        if self._prefix:
-            head, self._prefix = self._prefix[:size], self._prefix[size:]
-            buffer[: len(head)] = head
-            return len(head)
-        data = self._raw.read(size)
-        buffer[: len(data)] = data
-        return len(data)
-
-
-class UnreadableFile(Exception):
-    """The file as a whole cannot be read; it is quarantined. The message says what to do."""
-
-
-@dataclass(frozen=True)
-class InvalidRecord:
-    line: int
-    reason: str
-    values: list[str]
-
-
-@dataclass(frozen=True)
-class RawBlock:
-    """Records of one block: string columns in file order, their start lines, malformed ones."""
-
-    columns: list[pa.Array | pa.ChunkedArray]
-    lines: pa.Array | pa.ChunkedArray  # int64, physical start line of each row (header = 1)
-    invalid: list[InvalidRecord]
-
-    @property
-    def num_rows(self) -> int:
-        return len(self.lines)
-
-
 class LogFileReader:
     """Reads one (possibly gzip-compressed) CSV stream: `header` first, then `blocks()`."""
 
-    def __init__(self, raw: BinaryIO, name: str, block_bytes: int = BLOCK_BYTES) -> None:
-        self._name = name
-        self._compressed = name.lower().endswith(".gz")
-        self._stream: BinaryIO = self._open(raw)
+    def __init__(
+        self,
+        raw: BinaryIO,
+        name: str,
+        block_bytes: int = BLOCK_BYTES,
+        limits: RecordLimits | None = None,
+        delimiter: str | None = None,
+    ) -> None:
+        self._text = TextStream(raw, name)
         self._block_bytes = block_bytes
-        self.uncompressed_bytes = 0
-        self.delimiter = ","  # until the header line says otherwise (ingest.logs.dialect)
-        self._blocks = self._record_blocks()
-        self._pending_first: bytes = b""
+        self._read_bytes = min(_READ_BYTES, block_bytes)
+        self._limits = limits or RecordLimits()
+        self._delimiter = delimiter  # None: the header line's (ingest.logs.dialect)
+        self._pending = b""
+        self._eof = False
         self._next_line = 1
         self.header: list[str] = self._read_header()
+        self.header_lines = self._next_line - 1
 
-    def _open(self, raw: BinaryIO) -> BinaryIO:
-        if not self._compressed:
-            return raw
-        try:
-            return open_gzip(raw)
-        except gzip.BadGzipFile as exc:
-            raise UnreadableFile(
-                f"not a valid gzip file ({exc}); re-deliver it gzip-compressed, or name it "
-                "*.csv if it is plain text"
-            ) from exc
+    @property
+    def delimiter(self) -> str:
+        """The field separator: given, or taken from the header line."""
+        assert self._delimiter is not None  # set by _read_header at the latest
+        return self._delimiter
+
+    @property
+    def uncompressed_bytes(self) -> int:
+        return self._text.uncompressed_bytes
+
+    @property
+    def lines_read(self) -> int:
+        """Physical lines read so far, header included (all of them once `blocks()` is done)."""
+        return self._next_line - 1
+
+    @property
+    def cr_line_ends(self) -> bool:
+        """Whether the file ends its lines with a lone CR (read as if they were LF)."""
+        return bool(self._text.cr_line_ends)
 
     def _read(self, size: int) -> bytes:
-        try:
-            chunk = self._stream.read(size)
-        except EOFError as exc:
-            raise UnreadableFile(
-                "the gzip stream ends early (truncated file, e.g. an incomplete upload); ask "
-                "for a complete re-delivery — a new version is picked up by the next run"
-            ) from exc
-        except (gzip.BadGzipFile, zlib.error, _IsalError) as exc:
-            # Only the decompressor's verdicts on the data: any other OSError (a broken source
-            # read such as `S3ReadError`, a disk error) propagates, so the file is `failed` and
-            # retried by the next run instead of being quarantined for good.
-            if not self._compressed:
-                raise
-            raise UnreadableFile(
-                f"not a valid gzip file ({exc}); re-deliver it gzip-compressed, or name it "
-                "*.csv if it is plain text"
-            ) from exc
-        self.uncompressed_bytes += len(chunk)
+        chunk = self._text.read(size)
+        if not chunk:
+            self._eof = True
         return chunk
 
-    def _record_blocks(self) -> Iterator[bytes]:
-        """Blocks of about `block_bytes` that each end on a record boundary (or at EOF).
-
-        Boundaries come from quote parity; when `_CSV_SCAN_BLOCKS` blocks pile up without one
-        (a stray `"` in an unquoted field), the csv module finds the real boundaries instead.
-        """
-        read_bytes = min(_READ_BYTES, self._block_bytes)
-        scan_at = _CSV_SCAN_BLOCKS * self._block_bytes
-        pending = b""
-        while True:
-            chunk = self._read(max(self._block_bytes - len(pending), read_bytes))
-            if not chunk:
-                if pending:
-                    yield pending
-                return
-            data = pending + chunk
-            cut = last_record_boundary(data) if len(data) >= self._block_bytes else 0
-            if cut == 0 and len(data) >= scan_at:
-                cut = last_csv_record_boundary(data, self.delimiter)
-                # still none: one record really is that long; rescan only when it has doubled
-                scan_at = _CSV_SCAN_BLOCKS * self._block_bytes if cut else 2 * len(data)
-            if cut == 0:
-                pending = data  # too little for a block yet, or no complete record so far
-                continue
-            yield data[:cut]
-            pending = data[cut:]
-
     def _read_header(self) -> list[str]:
-        first = next(self._blocks, b"")
-        if not self._compressed and first.startswith(_GZIP_MAGIC):
+        data = self._read(self._block_bytes).removeprefix(_BOM)
+        limit = self._limits.max_record_bytes
+        end = _header_end(data)
+        while end < 0 and len(data) <= limit and not self._eof:
+            data += self._read(self._read_bytes)
+            end = _header_end(data)
+        if end < 0 and self._eof:
+            end = len(data)
+        if end < 0 or end > limit:
             raise UnreadableFile(
-                f"the file is gzip-compressed but not named *.gz; rename it {self._name}.gz"
+                f"line 1 has no line break (outside quotes) within {limit:,} bytes, so it is "
+                "not a CSV header; is this a CSV file?"
             )
-        if first.startswith(_BOM):
-            first = first[len(_BOM) :]
-        cut = first_record_boundary(first)
-        header_bytes, self._pending_first = first[:cut], first[cut:]
+        header_bytes, self._pending = data[:end], data[end:]
         if not header_bytes.strip():
             raise UnreadableFile(
                 "the file is empty (no header row); ask for a re-delivery with the header line "
                 "and the data"
             )
         text = decode_utf8(header_bytes, first_line=1)
-        self.delimiter = detect_delimiter(text)
-        header = next(csv.reader([text.rstrip("\r\n")], delimiter=self.delimiter), [])
+        if self._delimiter is None:
+            self._delimiter = detect_delimiter(text)
+        header = next(csv.reader([text.rstrip("\r\n")], delimiter=self._delimiter), [])
         if not any(name.strip() for name in header):
             raise UnreadableFile("the first line has no column names; the header row is missing")
-        self._next_line = 1 + header_bytes.count(_NEWLINE)
+        self._next_line = 1 + _physical_lines(header_bytes)
         return header
 
-    def blocks(self) -> Iterator[RawBlock]:
+    def blocks(self, line_break_columns: Collection[int] | None = None) -> Iterator[RawBlock]:
         """Parsed blocks in file order, the next one read and parsed while the caller works.
 
+        `line_break_columns`: positions whose quoted values may hold line breaks (None: all).
         Inflating and pyarrow's parser release the GIL, so reading block n+1 on a background
         thread overlaps validating and writing block n: one more block in memory, ~40 % less
         wall time on two cores.
         """
-        return read_ahead(self._parsed_blocks())
+        layout = RecordLayout(
+            tuple(self.header),
+            None if line_break_columns is None else frozenset(line_break_columns),
+            self._limits,
+            self.delimiter,
+        )
+        return read_ahead(self._parsed_blocks(layout))
 
-    def _parsed_blocks(self) -> Iterator[RawBlock]:
-        width = len(self.header)
-        if self._pending_first:
-            yield self._parse(self._pending_first, width)
-        for data in self._blocks:
-            yield self._parse(data, width)
+    def _parsed_blocks(self, layout: RecordLayout) -> Iterator[RawBlock]:
+        limit = self._limits.max_record_bytes
+        pending, self._pending = self._pending, b""
+        want = self._block_bytes
+        while True:
+            while not self._eof and len(pending) < want:
+                pending += self._read(max(want - len(pending), self._read_bytes))
+            if not pending:
+                return
+            long_line = first_line_longer_than(pending, limit)
+            if long_line >= 0:
+                if long_line:
+                    line = self._next_line + _physical_lines(pending[:long_line])
+                    after = f"line {line}, which is too long to be part of a record"
+                    yield from self._parse(pending[:long_line], layout, after)
+                block, pending = self._skip_long_line(pending[long_line:], layout)
+                yield block
+                want = self._block_bytes
+                continue
+            if self._eof:
+                yield from self._parse(pending, layout, END_OF_FILE)
+                return
+            cut = last_record_boundary(pending)
+            trusted = cut > 0 and len(pending) - cut <= limit
+            if not trusted:
+                cut = pending.rfind(_NEWLINE) + 1
+            used = 0
+            if cut:
+                used = yield from self._parse(pending[:cut], layout, None, exact=not trusted)
+            pending = pending[used:]
+            # nothing complete yet (a record longer than a small block): read more first
+            want = self._block_bytes if used else len(pending) + self._read_bytes
 
-    def _parse(self, data: bytes, width: int) -> RawBlock:
-        first_line = self._next_line
-        newlines = count_byte(data, _NEWLINE)
-        self._next_line += newlines
-        return parse_block(data, first_line, width, newlines, self.delimiter)
+    def _parse(
+        self, data: bytes, layout: RecordLayout, final: str | None, exact: bool = False
+    ) -> Generator[RawBlock, None, int]:
+        """The blocks of `data`; returns how many of its bytes they take (all, unless `final`
+        is None and the last record goes on after the data)."""
+        fast = None if exact else parse_fast(data, self._next_line, layout, final)
+        if fast is not None:
+            self._next_line += fast.line_count
+            yield fast
+            return len(data)
+        start, piece = 0, _EXACT_PIECE_BYTES
+        while start < len(data):
+            end = data.find(_NEWLINE, start + piece) + 1 or len(data)
+            last = end == len(data)
+            block, used = parse_by_rules(
+                data[start:end], self._next_line, layout, final if last else None
+            )
+            self._next_line += block.line_count
+            if block.line_count:
+                yield block
+            taken_all = used == end - start
+            start += used
+            if last and not taken_all:
+                break  # an incomplete record at the end: the caller carries it over
+            piece = _EXACT_PIECE_BYTES if used else 2 * piece  # a record longer than a piece
+        return start
+
+    def _skip_long_line(self, data: bytes, layout: RecordLayout) -> tuple[RawBlock, bytes]:
+        """Reject the line `data` starts with, which is longer than a record may be, reading
+        past its end a chunk at a time; returns the reject and the bytes after the line."""
+        excerpt = data[: 4 * EXCERPT_CHARS].decode("utf-8", "replace")[:EXCERPT_CHARS]
+        newline = data.find(_NEWLINE)
+        size, rest = (newline + 1, data[newline + 1 :]) if newline >= 0 else (len(data), b"")
+        while newline < 0 and not self._eof:
+            chunk = self._read(_READ_BYTES)
+            newline = chunk.find(_NEWLINE)
+            size += newline + 1 if newline >= 0 else len(chunk)
+            rest = chunk[newline + 1 :] if newline >= 0 else b""
+        limit = self._limits.max_record_bytes
+        record = InvalidRecord(
+            self._next_line,
+            f"is {size:,} bytes long, over the record limit of {limit:,} bytes (skipped "
+            "without being read into memory; its start is in `excerpt`)",
+            [],
+            1,
+            excerpt,
+        )
+        self._next_line += 1
+        return RawBlock.of_invalid(layout.width, [record]), rest
+
+
+def _physical_lines(data: bytes) -> int:
+    if not data:
+        return 0
+    return data.count(_NEWLINE) + (0 if data.endswith(_NEWLINE) else 1)
 
 
 T = TypeVar("T")
@@ -293,7 +298,7 @@ def read_ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
 
 
 def last_record_boundary(data: bytes) -> int:
-    """Index just after the last newline outside quotes, or 0 when there is none."""
+    """Index just after the last newline with an even number of quotes before it, or 0."""
     quotes_after = 0
     end = len(data)
     total_quotes = count_byte(data, _QUOTE)
@@ -314,42 +319,14 @@ def last_record_boundary(data: bytes) -> int:
     return int(newlines[even[-1]]) + 1 if len(even) else 0
 
 
-def last_csv_record_boundary(data: bytes, delimiter: str = ",") -> int:
-    """Index just after the last record that surely ends in `data`, read as CSV, or 0.
-
-    The csv module, like pyarrow, takes a `"` inside an unquoted field literally, where quote
-    parity sees an open quote. Latin-1 keeps byte offsets (UTF-8 never puts `"`, `,`, CR or LF
-    inside a multi-byte character). The last record read may be cut off by the end of `data`,
-    so the cut is after the one before it.
-    """
-    text = data[: data.rfind(_NEWLINE) + 1].decode("latin-1")
-    consumed = 0
-
-    def lines() -> Iterator[str]:
-        nonlocal consumed
-        while consumed < len(text):
-            start, consumed = consumed, text.index("\n", consumed) + 1
-            yield text[start:consumed]
-
-    reader = csv.reader(lines(), strict=False, delimiter=delimiter)
-    before_last = last = 0
-    while True:
-        try:
-            next(reader)
-        except StopIteration:
-            return before_last
-        except csv.Error:
-            return last  # e.g. a quoted field over the csv field size limit: cut before it
-        before_last, last = last, consumed
-
-
-def count_byte(data: bytes, byte: bytes) -> int:
-    """How often `byte` occurs in `data` (numpy: twice as fast as bytes.count, frees the GIL)."""
-    return int(np.count_nonzero(np.frombuffer(data, np.uint8) == byte[0]))
-
-
 def first_record_boundary(data: bytes) -> int:
     """Index just after the first newline outside quotes, or len(data) when there is none."""
+    end = _header_end(data)
+    return len(data) if end < 0 else end
+
+
+def _header_end(data: bytes) -> int:
+    """Index just after the first newline with an even number of quotes before it, or -1."""
     quotes = 0
     start = 0
     position = data.find(_NEWLINE)
@@ -359,135 +336,4 @@ def first_record_boundary(data: bytes) -> int:
             return position + 1
         start = position
         position = data.find(_NEWLINE, position + 1)
-    return len(data)
-
-
-def decode_utf8(data: bytes, first_line: int) -> str:
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = first_line + data.count(_NEWLINE, 0, exc.start)
-        raise UnreadableFile(
-            f"line {line} is not valid UTF-8 (byte 0x{data[exc.start]:02x}); re-export the file "
-            "as UTF-8"
-        ) from exc
-
-
-def parse_block(
-    data: bytes, first_line: int, width: int, newlines: int | None = None, delimiter: str = ","
-) -> RawBlock:
-    """Parse records of one block; fast path with pyarrow, exact fallback with the csv module."""
-    if newlines is None:
-        newlines = data.count(_NEWLINE)
-    physical_lines = newlines if data.endswith(_NEWLINE) else newlines + 1
-    fast = _parse_with_arrow(data, first_line, width, physical_lines, delimiter)
-    if fast is not None:
-        return fast
-    return _parse_with_csv_module(data, first_line, width, delimiter)
-
-
-def _parse_with_arrow(
-    data: bytes, first_line: int, width: int, physical_lines: int, delimiter: str = ","
-) -> RawBlock | None:
-    """The block's rows with exact start lines, or None when the slow path must decide."""
-    names = [f"c{index}" for index in range(width)]
-    malformed: list[int] = []
-
-    def count_malformed(_row: object) -> str:
-        malformed.append(1)
-        return "skip"
-
-    try:
-        table = pa_csv.read_csv(
-            pa.BufferReader(data),
-            read_options=pa_csv.ReadOptions(
-                column_names=names, block_size=_ARROW_BLOCK_BYTES, use_threads=False
-            ),
-            parse_options=pa_csv.ParseOptions(
-                delimiter=delimiter,
-                newlines_in_values=True,
-                ignore_empty_lines=False,
-                invalid_row_handler=count_malformed,
-            ),
-            convert_options=pa_csv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.string()),
-                strings_can_be_null=False,
-                quoted_strings_can_be_null=False,
-                check_utf8=True,
-            ),
-        )
-    except pa.ArrowInvalid as exc:
-        if "UTF8" in str(exc):
-            decode_utf8(data, first_line)  # raises with the exact line
-        return None
-    if malformed:
-        return None
-    columns = table.columns
-    if _has_blank_rows(columns):
-        return None
-    lines = _start_lines(columns, table.num_rows, first_line, physical_lines)
-    if lines is None:
-        return None
-    return RawBlock(columns, lines, [])
-
-
-def _has_blank_rows(columns: list[pa.ChunkedArray]) -> bool:
-    """Rows with every value empty: pyarrow's reading of a blank line (the csv module skips it)."""
-    maybe = pc.equal(columns[0], "")
-    if not pc.any(maybe).as_py():
-        return False
-    for column in columns[1:]:
-        maybe = pc.and_(maybe, pc.equal(column, ""))
-    return bool(pc.any(maybe).as_py())
-
-
-def _start_lines(
-    columns: list[pa.ChunkedArray], rows: int, first_line: int, physical_lines: int
-) -> pa.Array | None:
-    """Start line of each row; None if the rows do not account for every line exactly."""
-    if rows == physical_lines:  # no value holds a newline: one line per row
-        return pa.array(np.arange(first_line, first_line + rows, dtype=np.int64))
-    spans = np.ones(rows, dtype=np.int64)
-    for column in columns:
-        spans += pc.count_substring(column, "\n").to_numpy()
-    if int(spans.sum()) != physical_lines:
-        return None  # e.g. a lone CR that pyarrow took for a line end
-    ends = np.cumsum(spans)
-    return pa.array(ends - spans + first_line)
-
-
-def _parse_with_csv_module(
-    data: bytes, first_line: int, width: int, delimiter: str = ","
-) -> RawBlock:
-    text = decode_utf8(data, first_line)
-    physical = text.split("\n")
-    if physical and physical[-1] == "":
-        physical.pop()
-    source = (line + "\n" for line in physical)
-    reader = csv.reader(source, strict=False, delimiter=delimiter)
-    good: list[list[str]] = [[] for _ in range(width)]
-    good_lines: list[int] = []
-    invalid: list[InvalidRecord] = []
-    consumed = 0
-    while True:
-        start = first_line + consumed
-        try:
-            row = next(reader)
-        except StopIteration:
-            break
-        except csv.Error as exc:
-            consumed = reader.line_num
-            invalid.append(InvalidRecord(start, f"cannot be parsed as CSV ({exc})", []))
-            continue
-        consumed = reader.line_num
-        if not row:
-            continue
-        if len(row) != width:
-            reason = f"has {len(row)} fields but the header has {width}"
-            invalid.append(InvalidRecord(start, reason, row))
-            continue
-        for index, value in enumerate(row):
-            good[index].append(value)
-        good_lines.append(start)
-    columns = [pa.array(values, pa.string()) for values in good]
-    return RawBlock(columns, pa.array(good_lines, pa.int64()), invalid)
+    return -1

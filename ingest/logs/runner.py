@@ -12,10 +12,11 @@ import argparse
 import functools
 import logging
 import os
+import time
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ingest.errors import UserError
 from ingest.logs.attempt import (
@@ -24,10 +25,12 @@ from ingest.logs.attempt import (
     IngestResult,
     ProgressCallback,
     ingest_object,
+    refused,
 )
 from ingest.logs.contract import FeedMapping, as_feed_mapping
-from ingest.logs.lake import IngestLog, etag_token, is_settled, source_id_for
+from ingest.logs.lake import IngestLog, VersionCommit, etag_token, is_settled, source_id_for
 from ingest.logs.reader import is_log_file
+from ingest.logs.records import RecordLimits
 from ingest.logs.runtime import bound_arrow_memory
 from ingest.storage import ObjectChanged, ObjectInfo, Storage, is_s3_uri, open_storage
 from ingest.structured_logging import configure_logging
@@ -47,16 +50,10 @@ class SourceAccess:
     external_id: str | None = None
 
     def open(self) -> Storage:
-        if not is_s3_uri(self.uri):
-            if self.role_arn:
-                raise UserError(
-                    f"--source-role-arn applies to an s3:// source, not the folder {self.uri}"
-                )
-            if not os.path.isdir(self.uri):
-                raise UserError(
-                    f"source folder {self.uri} does not exist; pass the folder holding the "
-                    "log files"
-                )
+        if not is_s3_uri(self.uri) and self.role_arn:
+            raise UserError(
+                f"--source-role-arn applies to an s3:// source, not the folder {self.uri}"
+            )
         return open_storage(self.uri, role_arn=self.role_arn, external_id=self.external_id)
 
 
@@ -104,12 +101,27 @@ def plan(
 OnFileRead = Callable[[int], None]
 
 
+@dataclass(frozen=True)
+class ReadSettings:
+    """How every file of a run is read: the feed's mapping file and the record limits (plain
+    data, handed to worker processes)."""
+
+    feed: FeedMapping = field(default_factory=FeedMapping)
+    limits: RecordLimits = field(default_factory=RecordLimits)
+
+    @classmethod
+    def of(
+        cls, feed: FeedMapping | Mapping[str, str] | None, limits: RecordLimits | None = None
+    ) -> ReadSettings:
+        return cls(as_feed_mapping(feed), limits or RecordLimits())
+
+
 def ingest_all(
     source_access: SourceAccess,
     source: Storage,
     lake: Storage,
     todo: list[ObjectInfo],
-    aliases: FeedMapping | Mapping[str, str],
+    settings: ReadSettings,
     workers: int,
     on_progress: OnFileRead,
 ) -> Iterable[IngestResult]:
@@ -119,29 +131,28 @@ def ingest_all(
     """
     if workers == 1 or len(todo) <= 1:
         for info in todo:
-            yield ingest_safely(source, lake, info, aliases, on_progress)
+            yield ingest_safely(source, lake, info, settings, on_progress)
         return
-    yield from _ingest_in_pools(
-        source_access, source, lake.root, todo, as_feed_mapping(aliases), workers, on_progress
-    )
+    yield from _ingest_in_pools(source_access, source, lake, todo, settings, workers, on_progress)
 
 
 def _ingest_in_pools(
     source_access: SourceAccess,
     source: Storage,
-    lake_root: str,
+    lake: Storage,
     todo: list[ObjectInfo],
-    aliases: FeedMapping,
+    settings: ReadSettings,
     workers: int,
     on_progress: OnFileRead,
 ) -> Iterable[IngestResult]:
     """Files in worker processes, at most `workers` submitted at a time, so that when a worker
     dies (OOM kill, segfault) and takes the pool down, the files then in flight are known.
 
-    One such file is the cause: it ends `failed` (not logged, so the next run retries it).
-    Several: each runs again alone, in its own process, so only the one that dies again fails.
-    The files not yet submitted go on in a new pool.
+    One such file is the cause: it ends `failed` (not logged, so the next run retries it; a
+    second death in a row quarantines it). Several: each runs again alone, in its own process,
+    so only the one that dies again fails. The files not yet submitted go on in a new pool.
     """
+    lake_root = lake.root
     waiting = list(reversed(todo))  # popped from the end: in listing order
     while waiting:
         in_flight: dict[Future[IngestResult], ObjectInfo] = {}
@@ -149,8 +160,8 @@ def _ingest_in_pools(
             while waiting or in_flight:
                 while waiting and len(in_flight) < workers:
                     info = waiting.pop()
-                    future = pool.submit(_ingest_in_worker, source_access, lake_root, info, aliases)
-                    in_flight[future] = info
+                    arguments = (source_access, lake_root, info, settings)
+                    in_flight[pool.submit(_ingest_in_worker, *arguments)] = info
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 if any(isinstance(f.exception(), BrokenProcessPool) for f in done):
                     break
@@ -170,12 +181,12 @@ def _ingest_in_pools(
                 interrupted.append(info)
         if len(interrupted) == 1:
             on_progress(interrupted[0].size)
-            yield _worker_died(source, interrupted[0])
+            yield _worker_died(source, lake, interrupted[0])
             continue
         isolated = [(_worker_pool(1), info) for info in interrupted]  # a death names its file
         try:
             futures = [
-                (pool.submit(_ingest_in_worker, source_access, lake_root, info, aliases), info)
+                (pool.submit(_ingest_in_worker, source_access, lake_root, info, settings), info)
                 for pool, info in isolated
             ]
             for future, info in futures:
@@ -183,7 +194,7 @@ def _ingest_in_pools(
                 try:
                     yield future.result()
                 except BrokenProcessPool:
-                    yield _worker_died(source, info)
+                    yield _worker_died(source, lake, info)
         finally:
             for pool, _ in isolated:
                 pool.shutdown(cancel_futures=True)
@@ -200,24 +211,31 @@ def _start_worker(verbose: bool) -> None:
     bound_arrow_memory()
 
 
-def _worker_died(source: Storage, info: ObjectInfo) -> IngestResult:
-    return IngestResult.unfinished(
-        source,
-        info.key,
-        info.etag,
-        info.size,
-        STATUS_FAILED,
+def _worker_died(source: Storage, lake: Storage, info: ObjectInfo) -> IngestResult:
+    problem = (
         f"{source.uri(info.key)}: the worker process reading it died (killed for lack of "
-        "memory, or crashed); nothing was logged for it, so the next run retries it (with "
-        "fewer --workers if it ran out of memory)",
+        "memory, or crashed)"
     )
+    result = IngestResult.unfinished(source, info.key, info.etag, info.size, STATUS_FAILED, "")
+    try:
+        return refused(
+            result,
+            VersionCommit(lake, result.source_id, info.etag),
+            time.monotonic(),
+            problem,
+            "run with fewer --workers if it ran out of memory",
+        )
+    except Exception:  # the lake cannot record it: still one failed file, retried
+        log.debug("could not record the failure", exc_info=True)
+        result.error = f"{problem}; nothing was logged for it, so the next run retries it"
+        return result
 
 
 def _ingest_in_worker(
-    source_access: SourceAccess, lake_root: str, info: ObjectInfo, aliases: FeedMapping
+    source_access: SourceAccess, lake_root: str, info: ObjectInfo, settings: ReadSettings
 ) -> IngestResult:
     source, lake = worker_storages(source_access, lake_root)
-    return ingest_safely(source, lake, info, aliases, None)
+    return ingest_safely(source, lake, info, settings, None)
 
 
 @functools.lru_cache(maxsize=1)
@@ -234,10 +252,11 @@ def ingest_safely(
     source: Storage,
     lake: Storage,
     info: ObjectInfo,
-    aliases: FeedMapping | Mapping[str, str],
+    settings: ReadSettings,
     on_progress: ProgressCallback | None,
 ) -> IngestResult:
-    """`ingest_object`, with an unexpected error turned into a `failed` result (not logged)."""
+    """`ingest_object`, with an unexpected error turned into a `failed` result (not logged):
+    one line naming the file, the traceback only at debug level (`b2p -v`)."""
     try:
         return ingest_object(
             source,
@@ -245,7 +264,8 @@ def ingest_safely(
             info.etag,
             lake,
             size=info.size,
-            aliases=aliases,
+            aliases=settings.feed,
+            limits=settings.limits,
             on_progress=on_progress,
         )
     except ObjectChanged as exc:
@@ -258,7 +278,7 @@ def ingest_safely(
             f"{exc}; nothing was written for it, the next run ingests the new version",
         )
     except Exception as exc:
-        log.exception("failed", extra={"fields": {"file": source.uri(info.key)}})
+        log.debug("failed", exc_info=True, extra={"fields": {"file": source.uri(info.key)}})
         return IngestResult.unfinished(
             source,
             info.key,
@@ -266,5 +286,5 @@ def ingest_safely(
             info.size,
             STATUS_FAILED,
             f"{source.uri(info.key)}: unexpected {type(exc).__name__}: {exc}; nothing was "
-            "logged for it, so the next run retries it",
+            "logged for it, so the next run retries it (b2p -v ingest … shows the traceback)",
         )

@@ -37,6 +37,7 @@ class RejectTally:
 
     mapping: HeaderMapping
     count: int = 0
+    malformed: int = 0  # rejected as records (quotes, field count, limits), not for a value
     by_cause: Counter[tuple[str | None, str]] = field(default_factory=Counter)
     examples: dict[tuple[str | None, str], Example] = field(default_factory=dict)
 
@@ -45,6 +46,7 @@ class RejectTally:
         for record in records:
             cause = (record["column"], record["reason"])
             self.count += 1
+            self.malformed += record["column"] is None
             self.by_cause[cause] += 1
             if cause not in self.examples:
                 self.examples[cause] = Example(
@@ -63,20 +65,30 @@ def not_understood(
     rows_read: int, tally: RejectTally, max_rejected_share: float, source_root: str
 ) -> str | None:
     """Why the file counts as not understood, or None when its rejects are within bounds
-    (`source_root`: the folder or prefix to point `b2p inspect` at)."""
+    (`source_root`: the folder or prefix to point `b2p inspect` at).
+
+    Every row rejected, for any reason, is not understood. Otherwise the share counts values
+    that did not parse among the records that had the header's shape: a record broken as a
+    record (an unclosed quote, a wrong field count, over a limit) is damage in the file, and a
+    huge broken value yields one such reject per line it held; quarantining the good records
+    with it would lose them for one broken value (DECISIONLOG.md).
+    """
     if tally.count == 0 or rows_read == 0:
         return None
-    share = tally.count / rows_read
+    shaped = rows_read - tally.malformed
+    value_rejects = tally.count - tally.malformed
+    share = value_rejects / shaped if shaped else 0.0
     if tally.count < rows_read and share <= max_rejected_share:
         return None
-    (column, reason), count = tally.by_cause.most_common(1)[0]
+    causes = tally.by_cause if tally.count == rows_read else _value_causes(tally)
+    (column, reason), count = causes.most_common(1)[0]
     example = tally.examples[(column, reason)]
     if tally.count == rows_read:
         amount = f"every row ({rows_read}) was rejected"
     else:
         amount = (
-            f"{tally.count} of {rows_read} rows ({share:.0%}) were rejected, more than the "
-            f"{max_rejected_share:.0%} a file may have (--max-rejected-share)"
+            f"{value_rejects} of {shaped} rows ({share:.0%}) were rejected for a value, more "
+            f"than the {max_rejected_share:.0%} a file may have (--max-rejected-share)"
         )
     if column is None:
         cause = f"{count} of them because the record {reason} (e.g. line {example.line})"
@@ -91,6 +103,10 @@ def not_understood(
         f"--source {source_root}` to see how its columns and values map, put the mapping in a "
         "file for --column-aliases FILE, then rerun with --retry-quarantined"
     )
+
+
+def _value_causes(tally: RejectTally) -> Counter[tuple[str | None, str]]:
+    return Counter({cause: n for cause, n in tally.by_cause.items() if cause[0] is not None})
 
 
 def mapping_name(mapping: HeaderMapping, column: str) -> str:

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import os
 
-from ingest.storage.base import ObjectChanged, ObjectInfo, Storage
+from ingest.storage.base import AccessDenied, BrokenLink, ObjectChanged, ObjectInfo, Storage
 from ingest.storage.local import TEMP_PREFIX, LocalStorage
 
 __all__ = [
     "TEMP_PREFIX",
+    "AccessDenied",
+    "BrokenLink",
     "LocalStorage",
     "ObjectChanged",
     "ObjectInfo",

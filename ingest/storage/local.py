@@ -5,6 +5,11 @@ temp file behind: the writer holds an exclusive `flock` on it until it is rename
 drops that lock when the process dies however it dies, so `sweep_temp_files` can tell an
 abandoned temp file (lock free) from one a live writer, in this or another process, is still
 filling (lock held).
+
+A dangling symbolic link is listed with a version derived from the link itself (`lstat`), so it
+can be recorded as unreadable and is tried again once the link changes. A folder below the root
+that cannot be listed stops the listing with a `UserError`: its files would otherwise be missed
+without a word.
 """
 
 from __future__ import annotations
@@ -18,10 +23,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import BinaryIO
 
-from ingest.storage.base import ObjectChanged, ObjectInfo
+from ingest.errors import UserError
+from ingest.storage.base import AccessDenied, BrokenLink, ObjectChanged, ObjectInfo
 
 # Temp files start with '.' so DuckDB globs, Athena and Hive all ignore them.
 TEMP_PREFIX = ".tmp-"
+BROKEN_LINK_ETAG_PREFIX = "broken-link-"
 
 
 class LocalStorage:
@@ -44,12 +51,27 @@ class LocalStorage:
             return
         if not start.is_dir():
             return
-        for dirpath, dirnames, filenames in os.walk(start):
+        for dirpath, dirnames, filenames in os.walk(start, onerror=_unlistable_folder):
             dirnames.sort()
             for name in sorted(filenames):
                 if name.startswith(TEMP_PREFIX):
                     continue
-                yield self._info(Path(dirpath) / name)
+                info = self._listed(Path(dirpath) / name)
+                if info is not None:
+                    yield info
+
+    def _listed(self, path: Path) -> ObjectInfo | None:
+        """The entry as listed; None when it vanished since the folder was read."""
+        try:
+            return self._info(path)
+        except FileNotFoundError:
+            pass
+        try:  # a dangling link: listed, so that reading it can say what is wrong
+            link = path.lstat()
+        except FileNotFoundError:
+            return None  # deleted meanwhile, e.g. a record another run just removed
+        key = path.relative_to(self._base).as_posix()
+        return ObjectInfo(key=key, size=0, etag=f"{BROKEN_LINK_ETAG_PREFIX}{link.st_mtime_ns}")
 
     def _info(self, path: Path) -> ObjectInfo:
         st = path.stat()
@@ -70,9 +92,18 @@ class LocalStorage:
     @contextlib.contextmanager
     def open_read(self, key: str, etag: str | None = None) -> Iterator[BinaryIO]:
         """The file; with `etag`, only if it is still that version (else `ObjectChanged`)."""
-        if etag is not None and not self.path(key).is_file():
+        path = self.path(key)
+        if path.is_symlink() and not path.exists():
+            raise BrokenLink(
+                f"{self.uri(key)} is a symbolic link to {os.readlink(path)}, which does not exist"
+            )
+        if etag is not None and not path.is_file():
             raise ObjectChanged(f"{self.uri(key)} no longer exists")
-        with open(self.path(key), "rb") as handle:
+        try:
+            handle = open(path, "rb")  # noqa: SIM115 - closed by the with block below
+        except PermissionError as exc:
+            raise AccessDenied(f"{self.uri(key)} cannot be read: permission denied") from exc
+        with handle:
             if etag is not None:
                 st = os.fstat(handle.fileno())
                 if f"{st.st_size}-{st.st_mtime_ns}" != etag:
@@ -112,6 +143,38 @@ class LocalStorage:
     def delete_tree(self, prefix: str) -> None:
         shutil.rmtree(self.path(prefix), ignore_errors=True)
 
+    def check_listable(self, option: str) -> None:
+        """The root is a folder this process can list (a source)."""
+        if not self._base.exists():
+            raise UserError(
+                f"{option} {self.root} does not exist; pass the folder holding the log files"
+            )
+        if not self._base.is_dir():
+            raise UserError(
+                f"{option} {self.root} is a file, not a folder; pass the folder that holds it "
+                "(every *.csv, *.csv.gz and *.gz below the folder is read)"
+            )
+        if not os.access(self._base, os.R_OK | os.X_OK):
+            raise UserError(f"{option} {self.root} cannot be listed: permission denied")
+
+    def check_writable(self, option: str, probe_key: str) -> None:
+        """The root is (or can become) a folder this process can write and delete in (a lake):
+        a file is created and deleted beside `probe_key`."""
+        if self._base.exists() and not self._base.is_dir():
+            raise UserError(f"{option} {self.root} is a file, not a folder; pass a folder")
+        folder = self.path(probe_key).parent
+        try:  # create and delete a file where the ingest log goes (no fsync: nothing is kept)
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, name = tempfile.mkstemp(prefix=TEMP_PREFIX, dir=folder)
+            os.close(fd)
+            os.unlink(name)
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+            raise UserError(
+                f"{option} {self.root} cannot be written ({reason}); make it a folder this "
+                "user can write, or pass another one"
+            ) from exc
+
     def sweep_temp_files(self) -> int:
         """Delete temp files whose writer is dead (killed mid-write); returns how many."""
         removed = 0
@@ -120,6 +183,15 @@ class LocalStorage:
                 if name.startswith(TEMP_PREFIX) and _remove_if_abandoned(Path(dirpath) / name):
                     removed += 1
         return removed
+
+
+def _unlistable_folder(error: OSError) -> None:
+    if isinstance(error, FileNotFoundError):
+        return  # removed while the tree was walked
+    raise UserError(
+        f"cannot list the folder {error.filename} ({error.strerror}); the files in it would be "
+        "missed, so nothing was done: fix its permissions and run again"
+    ) from error
 
 
 def _locked_temp_file(directory: Path) -> tuple[int, str]:

@@ -18,6 +18,7 @@ from ingest import aws_lambda
 from ingest.aws_lambda import HandlerConfigError, planner_handler, worker_handler
 from ingest.storage import open_storage
 from ingest.storage.s3 import S3Storage
+from tests.support.faulty_proxy import FaultyProxy
 from tests.support.synthetic_lake import (
     assert_lake_holds_exactly,
     synthetic_file,
@@ -228,3 +229,62 @@ def test_a_head_refused_with_403_drops_the_message_with_a_warning(
     assert response == {"batchItemFailures": []}
     assert "refused (403)" in caplog.text
     assert_lake_holds_exactly(open_storage(f"s3://{LAKE_BUCKET}"), [item])
+
+
+def test_a_poison_object_ends_as_a_quarantine_record_and_a_successful_item(deployed) -> None:
+    """Not redelivered until the dead-letter queue: recorded once, skipped from then on."""
+    s3, sqs, queue_url = deployed
+    [item] = synthetic_files(1, seed=26)
+    upload(s3, SOURCE_BUCKET, "v4/", [item])
+    s3.put_object(
+        Bucket=SOURCE_BUCKET, Key="v4/2024/06/01/zeros.csv.gz", Body=gzip.compress(bytes(1 << 20))
+    )
+    planner_handler({}, None)
+    messages = receive_all(sqs, queue_url)
+
+    assert worker_handler(sqs_event(*(m["Body"] for m in messages)), None) == {
+        "batchItemFailures": []
+    }
+
+    [quarantined] = [k for k in lake_keys(s3) if k.startswith("_ingest/quarantine/")]
+    reason = json.loads(s3.get_object(Bucket=LAKE_BUCKET, Key=quarantined)["Body"].read())
+    assert "NUL bytes" in reason["reason"]
+    assert planner_handler({}, None) == {"queued": 0, "skipped": 2}
+
+
+def test_a_get_refused_twice_ends_in_the_quarantine_not_the_dead_letter_queue(
+    deployed, aws: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    s3, sqs, queue_url = deployed
+    [item] = synthetic_files(1, seed=27)
+    upload(s3, SOURCE_BUCKET, "v4/", [item])
+
+    def refused(method: str, path: str) -> bool:
+        return method == "GET" and path.startswith(f"/{SOURCE_BUCKET}/v4/{item.name}")
+
+    outcomes = []
+    with FaultyProxy(aws, forbidden=refused) as proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.endpoint)
+        for _ in range(2):  # each planner run queues it again until it is settled
+            assert planner_handler({}, None) == {"queued": 1, "skipped": 0}
+            [message] = receive_all(sqs, queue_url)
+            outcomes.append(worker_handler(sqs_event(message["Body"]), None))
+            aws_lambda.worker_storages.cache_clear()  # the next invocation: a new container
+        assert planner_handler({}, None) == {"queued": 0, "skipped": 1}
+    monkeypatch.setenv("AWS_ENDPOINT_URL", aws)
+
+    assert outcomes == [{"batchItemFailures": []}] * 2
+    assert proxy.refused == 2
+    [quarantined] = [k for k in lake_keys(s3) if k.startswith("_ingest/quarantine/")]
+    reason = json.loads(s3.get_object(Bucket=LAKE_BUCKET, Key=quarantined)["Body"].read())
+    assert "S3 refused the GET (AccessDenied), on 2 attempts in a row" in reason["reason"]
+    assert not [k for k in lake_keys(s3) if k.startswith("_ingest/failures/")]
+
+
+def test_record_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {"B2P_SOURCE": SOURCE, "B2P_LAKE": "s3://lake", "B2P_MAX_RECORD_BYTES": "4096"}
+    config = aws_lambda.HandlerConfig.from_env(env, need_queue=False)
+    assert (config.limits.max_record_bytes, config.limits.max_field_bytes) == (4096, 4096)
+    assert config.limits.max_record_lines == 100
+    with pytest.raises(HandlerConfigError, match="B2P_MAX_RECORD_LINES must be a whole number"):
+        aws_lambda.HandlerConfig.from_env({**env, "B2P_MAX_RECORD_LINES": "ten"}, need_queue=False)

@@ -13,9 +13,11 @@ requests fail the way S3 fails in production:
   nothing to cut and it behaves like "drop_after".
 
 Faults are chosen by a seeded RNG (`fault_rate`, `faults`), after an optional explicit
-`schedule` (one entry per request: a fault name or None) has been used up. Everything else
-is forwarded unchanged: method, path, query, headers (minus hop-by-hop ones) and body, and
-the response is streamed back in chunks.
+`schedule` (one entry per request: a fault name or None) has been used up. Separately,
+`forbidden(method, path)` picks requests S3 refuses as a missing permission does: 403
+AccessDenied, never forwarded (e.g. GET of one object, or every PUT to a read-only lake).
+Everything else is forwarded unchanged: method, path, query, headers (minus hop-by-hop ones)
+and body, and the response is streamed back in chunks.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ import socket
 import threading
 import urllib.parse
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 
@@ -73,6 +75,7 @@ class FaultyProxy:
         faults: Iterable[str] = FAULTS,
         seed: int = 0,
         schedule: Sequence[str | None] = (),
+        forbidden: Callable[[str, str], bool] | None = None,
     ) -> None:
         parsed = urllib.parse.urlsplit(upstream)
         if parsed.scheme != "http" or not parsed.hostname:
@@ -84,6 +87,8 @@ class FaultyProxy:
         if unknown:
             raise ValueError(f"unknown faults {sorted(unknown)}; known: {FAULTS}")
         self.fault_rate = fault_rate
+        self.forbidden = forbidden
+        self.refused = 0
         self._schedule = collections.deque(schedule)
         self._rng = random.Random(seed)
         self._lock = threading.Lock()
@@ -161,6 +166,10 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         body = self._read_request_body()
+        if self.proxy.forbidden is not None and self.proxy.forbidden(self.command, self.path):
+            self.proxy.refused += 1
+            self._send_error(403, "AccessDenied", "Access Denied")
+            return
         fault = self.proxy.choose_fault(self.command, self.path)
         if fault in ERRORS:
             self._send_error(*ERRORS[fault])

@@ -100,14 +100,15 @@ def test_unreadable_files_are_quarantined_and_the_rest_goes_on(
 def test_rejected_rows_name_file_line_and_column(tmp_path: Path, capsys) -> None:
     source, lake = tmp_path / "source", tmp_path / "lake"
     text = (
-        HEADER
-        + 't1,slotImpression,2024-06-01 12:00:00,"slot\nwith\nnewlines",PREROLL,7,\n'  # 2-4 ok
+        HEADER.rstrip("\n")
+        + ",note\n"
+        + 't1,slotImpression,2024-06-01 12:00:00,s1,PREROLL,7,,"note\nwith\nnewlines"\n'  # 2-4 ok
         + "t2,slotImpression,2024-06-01 12:00:01,s2,PREROLL\n"  # 5 ragged
-        + "t3,defaultImpression,2024-06-01 12:00:02,s2,PREROLL,seven,15\n"  # 6 bad bigint
-        + 't4,"default\nImpression",not-a-time,s2,PREROLL,7,15\n'  # 7-8 bad time
-        + "t5,slotImpression,2024-06-01 12:00:03,,PREROLL,7,\n"  # 9 empty required
-        + "t6,defaultImpression,2024-06-01 12:00:04,s2,PREROLL,7,abc\n"  # 10 bad double
-        + "t7,defaultImpression,2024-06-01 12:00:05,s2,PREROLL,7,12.5\n"  # 11 ok
+        + "t3,defaultImpression,2024-06-01 12:00:02,s2,PREROLL,seven,15,\n"  # 6 bad bigint
+        + 't4,defaultImpression,not-a-time,s2,PREROLL,7,15,"two\nlines"\n'  # 7-8 bad time
+        + "t5,slotImpression,2024-06-01 12:00:03,,PREROLL,7,,\n"  # 9 empty required
+        + "t6,defaultImpression,2024-06-01 12:00:04,s2,PREROLL,7,abc,\n"  # 10 bad double
+        + "t7,defaultImpression,2024-06-01 12:00:05,s2,PREROLL,7,12.5,\n"  # 11 ok
     )
     path = write_log(source / "rows.csv.gz", text)
 
@@ -115,36 +116,40 @@ def test_rejected_rows_name_file_line_and_column(tmp_path: Path, capsys) -> None
     assert run_ingest(source, lake, "--max-rejected-share", "1") == 0
 
     uri = str(path.resolve())
-    got = [(r["line"], r["column"]) for r in rejects(lake)]
+    got = [(r["line"], r["lines"], r["column"]) for r in rejects(lake)]
     assert got == [
-        (5, None),
-        (6, "site_id"),
-        (7, "event_time"),
-        (9, "slot_id"),
-        (10, "ad_duration"),
+        (5, 1, None),
+        (6, 1, "site_id"),
+        (7, 2, "event_time"),
+        (9, 1, "slot_id"),
+        (10, 1, "ad_duration"),
     ]
     by_line = {r["line"]: r for r in rejects(lake)}
     assert all(
         r["source_file"] == uri and r["message"].startswith(f"{uri} line ")
         for r in by_line.values()
     )
-    assert "has 5 fields but the header has 7" in by_line[5]["reason"]
+    assert "has 5 fields but the header has 8" in by_line[5]["reason"]
     assert "'seven' is not a whole number" in by_line[6]["message"]
     assert "'not-a-time' is not a timestamp" in by_line[7]["message"]
     assert "slot_id: value '' is empty but required" in by_line[9]["message"]
     assert by_line[7]["values"] == [
         "t4",
-        "default\nImpression",
+        "defaultImpression",
         "not-a-time",
         "s2",
         "PREROLL",
         "7",
         "15",
+        "two\nlines",
     ]
 
     [record] = log_records(lake)
     assert (record["rows_read"], record["rows_written"], record["rows_rejected"]) == (7, 2, 5)
     assert record["rows_read"] == record["rows_written"] + record["rows_rejected"]
+    # 11 lines: the header, 4 of written records (2-4, 11), 6 of rejected ones (5-10)
+    assert (record["lines_read"], record["header_lines"]) == (11, 1)
+    assert (record["lines_written"], record["lines_rejected"], record["lines_skipped"]) == (4, 6, 0)
     [key] = event_files(lake)
     assert [(r["transaction_id"], r["source_line"]) for r in read_rows(lake, key)] == [
         ("t1", 2),

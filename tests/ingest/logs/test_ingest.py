@@ -376,7 +376,8 @@ def test_a_worker_process_opens_its_storages_once_for_all_its_files(
     runner.worker_storages.cache_clear()
     access = SourceAccess(str(source))
     infos = list(LocalStorage(source).list())
-    results = [runner._ingest_in_worker(access, str(lake), info, {}) for info in infos]
+    settings = runner.ReadSettings({})
+    results = [runner._ingest_in_worker(access, str(lake), info, settings) for info in infos]
     runner.worker_storages.cache_clear()
 
     assert [r.status for r in results] == ["ok"] * 3

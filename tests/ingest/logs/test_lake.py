@@ -3,6 +3,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import os
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -125,3 +127,57 @@ def test_ingest_log_lists_versions_from_keys(tmp_path) -> None:
     [(key, record)] = list(log.records_for("a-1"))
     assert key == "_ingest/log/a-1/e1.json"
     assert record == json.loads((tmp_path / key).read_text())
+
+
+def _walk_deleting(victims: list[Path]):
+    """`os.walk` as another run sees it: between reading a folder and the caller's `stat` of
+    its entries, the other run deletes `victims` (records it just completed)."""
+    real_walk = os.walk
+
+    def walk(top, *args, **kwargs):
+        for dirpath, dirnames, filenames in real_walk(top, *args, **kwargs):
+            for victim in victims:
+                if victim.parent == Path(dirpath) and victim.exists():
+                    victim.unlink()
+            yield dirpath, dirnames, filenames
+
+    return walk
+
+
+def test_records_deleted_by_another_run_while_listed_are_not_an_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs on one lake: run B lists `_ingest/intent/<id>/` while run A, done with the
+    same file, deletes its intent record. The listing is a snapshot without it (issue 11: one
+    run of three failed with FileNotFoundError here)."""
+    lake = LocalStorage(tmp_path)
+    log = IngestLog(lake)
+    log.write({"source_id": "a-1", "etag": "e1", "status": "ok", "output_keys": ["x"]})
+    theirs = log.write_intent("a-1", "e1", "0ther", ["x"])
+    mine = log.write_intent("a-1", "e1", "m1ne", ["x"])
+    monkeypatch.setattr(os, "walk", _walk_deleting([tmp_path / theirs]))
+
+    keys = [key for key, _ in log.records_for("a-1")]
+    assert keys == ["_ingest/log/a-1/e1.json", mine]
+    assert [info.key for info in lake.list("_ingest/intent/")] == [mine]
+    assert log.logged_versions() == {("a-1", "e1")}
+    assert log.remove_settled_intents({("a-1", "e1")}) == 1  # mine; theirs was gone already
+
+
+def test_two_attempts_at_one_version_interleaved_leave_one_version(tmp_path: Path) -> None:
+    """Attempt B stages while attempt A completes (deleting B's intent as another attempt's
+    record); B then completes too. The outputs are the same rows under the same names."""
+    lake = LocalStorage(tmp_path)
+    rows = _rows([dt.datetime(2024, 6, 1, 1), dt.datetime(2024, 6, 1, 2)])
+    first, second = VersionCommit(lake, "src-1", "e1"), VersionCommit(lake, "src-1", "e1")
+    with first.staged() as outputs:
+        outputs.partitions.write(rows)
+    with second.staged() as outputs:
+        outputs.partitions.write(rows)
+        record = {"source_id": "src-1", "etag": "e1", "status": "ok"}
+        record["output_keys"] = outputs.partitions.keys
+        first.complete(record)
+    second.complete(record)
+
+    visible = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*.*"))
+    assert visible == ["_ingest/log/src-1/e1.json", *record["output_keys"]]

@@ -72,7 +72,7 @@ def test_more_than_the_threshold_rejected_is_quarantined_and_the_share_is_config
 
     assert run_ingest(source, lake) == 2
     [reason] = quarantine_reasons(lake)
-    assert "5 of 20 rows (25%) were rejected, more than the 10%" in reason
+    assert "5 of 20 rows (25%) were rejected for a value, more than the 10%" in reason
     assert "line 17, value 'never'" in reason
 
     # a feed known to be this dirty: its mapping file allows more, and the version is retried
@@ -91,6 +91,29 @@ def test_every_row_rejected_quarantines_whatever_the_threshold(tmp_path: Path) -
     assert run_ingest(source, lake, "--max-rejected-share", "1") == 2
     [reason] = quarantine_reasons(lake)
     assert "every row (2) was rejected" in reason
+
+
+def test_records_broken_as_records_do_not_count_towards_the_share(tmp_path: Path) -> None:
+    """Issue 11's rule turns one broken value into one reject per line it held: those are damage
+    in the file, not a mapping nobody understood, so the good records are ingested."""
+    source, lake = tmp_path / "source", tmp_path / "lake"
+    broken = "".join(f"t9{n},x\n" for n in range(8))  # 8 records with 2 fields of the header's 6
+    write_log(source / "feed.csv.gz", HEADER + rows(4) + broken)
+
+    assert run_ingest(source, lake) == 0
+    assert quarantine_reasons(lake) == []
+    assert len(rejects(lake)) == 8  # 8 of 12 rows rejected, none for a value
+    [key] = event_files(lake)
+    assert len(read_rows(lake, key)) == 4
+
+
+def test_every_row_broken_as_a_record_is_not_understood(tmp_path: Path) -> None:
+    source, lake = tmp_path / "source", tmp_path / "lake"
+    write_log(source / "feed.csv.gz", HEADER + "t1;slotImpression;x\n" * 3)
+
+    assert run_ingest(source, lake) == 2
+    [reason] = quarantine_reasons(lake)
+    assert "every row (3) was rejected" in reason and "fields but the header has 6" in reason
 
 
 def test_a_not_understood_correction_keeps_the_rows_of_the_good_version(tmp_path: Path) -> None:

@@ -8,19 +8,25 @@ import random
 import pytest
 
 from ingest.logs import reader as reader_module
+from ingest.logs.fast_records import _parse_with_arrow
 from ingest.logs.reader import (
     LogFileReader,
     UnreadableFile,
-    _parse_with_arrow,
     first_record_boundary,
     is_log_file,
     last_record_boundary,
 )
+from ingest.logs.records import RecordLayout, RecordLimits
 
 
-def read_all(data: bytes, name: str = "f.csv", block_bytes: int = 1 << 20):
+def read_all(
+    data: bytes,
+    name: str = "f.csv",
+    block_bytes: int = 1 << 20,
+    limits: RecordLimits | None = None,
+):
     """(header, rows as (line, fields), invalid as (line, reason)) of a whole file."""
-    reader = LogFileReader(io.BytesIO(data), name, block_bytes=block_bytes)
+    reader = LogFileReader(io.BytesIO(data), name, block_bytes=block_bytes, limits=limits)
     rows: list[tuple[int, list[str]]] = []
     invalid: list[tuple[int, str]] = []
     for block in reader.blocks():
@@ -110,7 +116,7 @@ def test_lines_match_an_independent_count_across_block_sizes(
         def no_fallback(*_args: object) -> None:
             raise AssertionError("the pyarrow path should have handled this block")
 
-        monkeypatch.setattr(reader_module, "_parse_with_csv_module", no_fallback)
+        monkeypatch.setattr(reader_module, "parse_by_rules", no_fallback)
     rng = random.Random(7)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
@@ -131,7 +137,7 @@ def test_lines_match_an_independent_count_across_block_sizes(
 
 def test_fast_path_handles_embedded_newlines_without_falling_back() -> None:
     data = b'1,"a\nb",3\r\n4,5,6\r\n"7\r\n8",x,y\n9,9,9'
-    block = _parse_with_arrow(data, first_line=10, width=3, physical_lines=6)
+    block = _parse_with_arrow(data, 10, RecordLayout(("a", "b", "c")), 6)
     assert block is not None
     assert block.lines.to_pylist() == [10, 12, 13, 15]
 
@@ -194,22 +200,32 @@ def test_a_stray_quote_in_an_unquoted_field_keeps_blocks_bounded_and_lines_exact
         text = text.replace('"' + stray.replace('"', '""') + '"', stray)
     assert text.count('"') == 3 + 2 * text.count('"x, y"')
     data = gzip.compress(text.encode()) if compressed else text.encode()
-    sizes: list[int] = []
-    parse_block = reader_module.parse_block
+    sizes = measure_parsed_blocks(monkeypatch)
+    limits = RecordLimits(max_record_bytes=2000, max_field_bytes=1000)
 
-    def measured(block: bytes, *args: object) -> object:
-        sizes.append(len(block))
-        return parse_block(block, *args)
-
-    monkeypatch.setattr(reader_module, "parse_block", measured)
-
-    header, got, invalid = read_all(data, "f.csv.gz" if compressed else "f.csv", block_bytes)
+    header, got, invalid = read_all(
+        data, "f.csv.gz" if compressed else "f.csv", block_bytes, limits
+    )
 
     assert header == ["k", "v", "w"]
     assert invalid == []
     assert got == [(line, row) for line, row in enumerate(rows, start=2)]
     assert len(text) > 50 * block_bytes and len(sizes) > 20
-    assert max(sizes) <= (reader_module._CSV_SCAN_BLOCKS + 2) * block_bytes
+    assert max(sizes) <= block_bytes + 2 * limits.max_record_bytes
+
+
+def measure_parsed_blocks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The sizes of the blocks the reader hands to either parser, from now on."""
+    sizes: list[int] = []
+    for name in ("parse_fast", "parse_by_rules"):
+        parse = getattr(reader_module, name)
+
+        def measured(block: bytes, *args: object, _parse=parse) -> object:
+            sizes.append(len(block))
+            return _parse(block, *args)
+
+        monkeypatch.setattr(reader_module, name, measured)
+    return sizes
 
 
 def test_last_record_boundary_far_back_matches_a_plain_count() -> None:
@@ -224,3 +240,77 @@ def test_last_record_boundary_far_back_matches_a_plain_count() -> None:
         assert last_record_boundary(data) == expected
     stray = b'k,v\n1,5" screen\n' + b"2,plain\n" * 500
     assert last_record_boundary(stray) == len(b"k,v\n")
+
+
+def test_a_line_longer_than_a_record_may_be_is_rejected_without_being_held(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    limits = RecordLimits(max_record_bytes=64 * 1024, max_field_bytes=1024)
+    huge = b"1," + b"z" * (20 << 20) + b"\n"  # 20 MB in one line
+    data = b"a,b\n" + b"0,before\n" * 3 + huge + b"2,after\n"
+    sizes = measure_parsed_blocks(monkeypatch)
+    reader = LogFileReader(io.BytesIO(data), "f.csv", block_bytes=256 * 1024, limits=limits)
+
+    blocks = list(reader.blocks())
+
+    invalid = [record for block in blocks for record in block.invalid]
+    [record] = invalid
+    assert (record.line, record.lines, record.values) == (5, 1, [])
+    assert f"is {len(huge):,} bytes long, over the record limit of 65,536 bytes" in record.reason
+    assert record.excerpt == "1," + "z" * 198
+    rows = [line for block in blocks for line in block.lines.to_pylist()]
+    assert rows == [2, 3, 4, 6]
+    assert reader.lines_read == 6
+    assert max(sizes) <= 256 * 1024 + 2 * limits.max_record_bytes  # never the 20 MB line
+
+
+def test_a_file_whose_lines_end_in_cr_is_read_with_lines_counted_by_cr() -> None:
+    data = b'a,b\r1,"x\ry"\r2,z\r\r3,w'  # old Mac export: CR only, a CR inside a quoted value
+    header, rows, invalid = read_all(data, block_bytes=4)
+    assert header == ["a", "b"]
+    assert rows == [(2, ["1", "x\ny"]), (4, ["2", "z"]), (6, ["3", "w"])]
+    assert invalid == []
+
+
+def test_nul_bytes_quarantine_the_file_before_it_is_read_through() -> None:
+    class Zeros(io.RawIOBase):
+        served = 0
+
+        def readable(self) -> bool:
+            return True
+
+        def readinto(self, buffer: memoryview) -> int:  # a gigabyte of NUL, on demand
+            if self.served >= 1 << 30:
+                return 0
+            buffer[: len(buffer)] = bytes(len(buffer))
+            self.served += len(buffer)
+            return len(buffer)
+
+    zeros = Zeros()
+    with pytest.raises(UnreadableFile, match=r"NUL bytes \(0x00\), the first at byte 0 .*UTF-16"):
+        LogFileReader(io.BufferedReader(zeros), "f.csv")
+    assert zeros.served <= 16 << 20
+
+
+def test_trailing_garbage_after_a_gzip_member_gets_its_own_advice() -> None:
+    data = gzip.compress(b"a,b\n1,2\n") + b"this is not gzip"
+    with pytest.raises(UnreadableFile, match="trailing garbage") as raised:
+        read_all(data, name="x.csv.gz")
+    assert "re-deliver it gzip-compressed" not in str(raised.value)
+
+
+def test_concatenated_gzip_members_read_as_one_file_without_the_second_header() -> None:
+    data = gzip.compress(b"a,b\n1,2\n") + gzip.compress(b"\xef\xbb\xbfa,b\n3,4\n")
+    reader = LogFileReader(io.BytesIO(data), "x.csv.gz")
+    blocks = list(reader.blocks())
+    assert [line for block in blocks for line in block.lines.to_pylist()] == [2, 4]
+    assert sum(block.repeated_headers for block in blocks) == 1
+    assert sum(block.skipped_lines for block in blocks) == 1
+
+
+def test_a_first_line_longer_than_a_record_may_be_is_not_a_header() -> None:
+    limits = RecordLimits(max_record_bytes=1000, max_field_bytes=100)
+    with pytest.raises(UnreadableFile, match=r"line 1 has no line break .* within 1,000 bytes"):
+        read_all(b"a" * 5000 + b"\n1\n", limits=limits)
+    with pytest.raises(UnreadableFile, match="within 1,000 bytes"):
+        read_all(b'a,"b\n' + b"c\n" * 1000, limits=limits)  # a quote that never closes

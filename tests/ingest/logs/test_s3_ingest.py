@@ -14,6 +14,7 @@ import pytest
 
 from ingest.cli import main
 from ingest.storage import open_storage
+from tests.ingest.logs.conftest import LAKE_BUCKET, SOURCE_BUCKET
 from tests.support.faulty_proxy import FaultyProxy
 from tests.support.synthetic_lake import (
     assert_lake_holds_exactly,
@@ -23,17 +24,6 @@ from tests.support.synthetic_lake import (
     upload,
     write_local,
 )
-
-SOURCE_BUCKET = "freewheel-delivery"
-LAKE_BUCKET = "lake"
-
-
-@pytest.fixture
-def s3(aws: str) -> Any:
-    client = boto3.client("s3", endpoint_url=aws)
-    client.create_bucket(Bucket=SOURCE_BUCKET)
-    client.create_bucket(Bucket=LAKE_BUCKET)
-    return client
 
 
 def ingest(source: str, lake: str, *extra: str) -> int:
