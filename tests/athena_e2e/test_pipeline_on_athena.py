@@ -1,0 +1,136 @@
+"""The deployed pipeline on Athena's engine, offline: sample logs → ingest Lambdas → the
+scheduled dbt task (dbt-athena unchanged, the stack's workgroup) → every model row checked.
+
+Three states of one lake, each compared with the generator's ground truth to 1e-6:
+1. a first build before the last hours' files arrived (the days those files do not touch);
+2. an incremental run after the late files arrive (every row);
+3. an incremental run after a corrected file that removes some slots and moves others to the
+   day before (every row, ground truth re-aggregated from the corrected slot rows).
+Then each mart, read back through the engine, goes to EXPORT/<mart>.csv.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.athena_e2e.conftest import SAMPLE_DAYS
+from tests.athena_e2e.corrections import choose_correction, corrected_truth
+from tests.athena_e2e.harness import MARTS, AthenaStack, DbtRun
+from tests.e2e.ground_truth import GRAINS, differences, read_ground_truth
+
+pytestmark = pytest.mark.e2e
+
+LATE_FROM_HOUR = 21  # the last day's files from this hour on (and after it) arrive late
+
+
+def log_files(logs: Path) -> list[tuple[Path, str]]:
+    return [(p, p.relative_to(logs).as_posix()) for p in sorted(logs.rglob("*")) if p.is_file()]
+
+
+def is_late(key: str, last_day: dt.date) -> bool:
+    year, month, day, hour = (int(part) for part in key.split("/")[:4])
+    when = dt.date(year, month, day)
+    return when > last_day or (when == last_day and hour >= LATE_FROM_HOUR)
+
+
+def truth(sample: Path) -> dict[str, list[dict[str, str]]]:
+    return {model: read_ground_truth(sample / "ground_truth" / f"{model}.csv") for model in GRAINS}
+
+
+def compare(stack: AthenaStack, expected: dict[str, list[dict[str, str]]], where: str = "") -> None:
+    report = []
+    for model, key in GRAINS.items():
+        rows = expected[model]
+        assert rows, f"ground truth for {model} is empty"
+        problems = differences(rows, stack.read(model, where), key)
+        if problems:
+            report.append(
+                f"{model}: {len(problems)} problems, e.g.\n  " + "\n  ".join(problems[:8])
+            )
+    assert not report, "\n".join(report)
+
+
+@pytest.fixture(scope="module")
+def days(sample: Path | None, sample_start: dt.date) -> tuple[dt.date, dt.date]:
+    """The sample's first and last day (late ads of its last day are logged the day after)."""
+    if sample is None:
+        pytest.skip("SOURCE was given: no ground truth to compare with")
+    return sample_start, sample_start + dt.timedelta(days=SAMPLE_DAYS - 1)
+
+
+@pytest.fixture(scope="module")
+def first_build(athena_stack: AthenaStack, sample: Path | None, days) -> DbtRun:
+    athena_stack.upload_dimensions(sample / "dimensions")
+    early = [f for f in log_files(sample / "logs") if not is_late(f[1], days[1])]
+    athena_stack.upload_logs(early)
+    athena_stack.run_ingest()
+    return athena_stack.build()
+
+
+@pytest.fixture(scope="module")
+def incremental_build(athena_stack: AthenaStack, sample: Path, days, first_build) -> DbtRun:
+    late = [f for f in log_files(sample / "logs") if is_late(f[1], days[1])]
+    assert late, "the sample should have files after the late-arrival hour"
+    athena_stack.upload_logs(late)
+    athena_stack.run_ingest()
+    return athena_stack.build()
+
+
+@pytest.fixture(scope="module")
+def correction(sample: Path, days) -> Any:
+    stg = read_ground_truth(sample / "ground_truth" / "stg_freewheel__slots.csv")
+    return choose_correction(sample / "logs", stg, days[1])
+
+
+@pytest.fixture(scope="module")
+def correction_build(
+    athena_stack: AthenaStack, sample: Path, correction, incremental_build
+) -> DbtRun:
+    key = correction.file.relative_to(sample / "logs").as_posix()
+    corrected = correction.file.with_name(correction.file.name + ".corrected")
+    corrected.write_bytes(correction.content)
+    athena_stack.upload_logs([(corrected, key)])  # same key, new content: a re-delivery
+    athena_stack.run_ingest()
+    return athena_stack.build()
+
+
+def test_first_build_matches_ground_truth_for_the_days_it_has(
+    athena_stack: AthenaStack, sample: Path, days, first_build: DbtRun
+) -> None:
+    expected = {
+        model: [r for r in rows if r.get("event_date", days[1].isoformat()) < days[1].isoformat()]
+        for model, rows in truth(sample).items()
+    }
+    compare(athena_stack, expected, f"where event_date < date '{days[1]}'")
+
+
+def test_incremental_run_with_late_files_matches_ground_truth(
+    athena_stack: AthenaStack, sample: Path, incremental_build: DbtRun
+) -> None:
+    compare(athena_stack, truth(sample))
+
+
+def test_a_correction_that_removes_and_moves_slots_matches_ground_truth(
+    athena_stack: AthenaStack, sample: Path, correction, correction_build: DbtRun
+) -> None:
+    expected = corrected_truth(truth(sample), correction)
+    moved_to = {t[:10] for t in correction.moved.values()}
+    assert len(expected["stg_freewheel__slots"]) == len(truth(sample)["stg_freewheel__slots"]) - 2
+    assert moved_to, "the correction should move slots"
+    compare(athena_stack, expected)
+
+
+def test_marts_are_exported_as_read_back_through_the_engine(
+    athena_stack: AthenaStack, correction_build: DbtRun, tmp_path: Path
+) -> None:
+    folder = Path(os.environ.get("B2P_E2E_EXPORT") or tmp_path / "export")
+    written = athena_stack.export(folder)
+    assert [p.name for p in written] == [f"{m}.csv" for m in MARTS]
+    for path in written:
+        lines = path.read_text(encoding="utf-8").splitlines()
+        assert len(lines) > 1 and lines[0].endswith("event_date"), path
