@@ -134,3 +134,38 @@ def test_marts_are_exported_as_read_back_through_the_engine(
     for path in written:
         lines = path.read_text(encoding="utf-8").splitlines()
         assert len(lines) > 1 and lines[0].endswith("event_date"), path
+
+
+def test_every_table_dbt_creates_lives_under_the_lake_s_dbt_prefix_and_never_expires(
+    athena_stack: AthenaStack, correction_build: DbtRun
+) -> None:
+    """With the stack as deployed (the dbt task's workgroup, its s3_data_dir): every table and
+    partition in the models' database, and every object under them, is under s3://<lake>/dbt/,
+    and no lifecycle rule of the lake bucket expires current objects there."""
+    deployment = athena_stack.deployment
+    glue = deployment.client("glue")
+    lake_tables = {"v4_events", "sites", "site_sections", "series"}
+    prefix = f"s3://{deployment.lake_bucket}/dbt/"
+    misplaced, tables = [], 0
+    for page in glue.get_paginator("get_tables").paginate(DatabaseName=deployment.database):
+        for table in page["TableList"]:
+            if table["Name"] in lake_tables or table.get("TableType") == "VIRTUAL_VIEW":
+                continue
+            tables += 1
+            locations = [table["StorageDescriptor"]["Location"]]
+            partitions = glue.get_paginator("get_partitions").paginate(
+                DatabaseName=deployment.database, TableName=table["Name"]
+            )
+            locations += [
+                p["StorageDescriptor"]["Location"] for pg in partitions for p in pg["Partitions"]
+            ]
+            misplaced += [(table["Name"], loc) for loc in locations if not loc.startswith(prefix)]
+    assert tables >= 10, "the seeds and the eight incremental models should be tables"
+    assert misplaced == []
+    rules = deployment.client("s3").get_bucket_lifecycle_configuration(
+        Bucket=deployment.lake_bucket
+    )["Rules"]
+    expiring = [
+        r for r in rules if "Expiration" in r and "dbt/".startswith(r["Filter"].get("Prefix", ""))
+    ]
+    assert expiring == []

@@ -142,7 +142,7 @@ def test_roles_are_assumable_only_by_their_service(statements: list[Statement]) 
         ("PlannerRole", []),
         ("WorkerRole", [lake("v4_events/*"), lake("_ingest/*")]),
         ("DimensionsTaskRole", [lake("dimensions/*")]),
-        ("DbtTaskRole", [lake("dbt/*"), {"Fn::Sub": "${AthenaResultsBucket.Arn}/*"}]),
+        ("DbtTaskRole", [lake("dbt/*"), {"Fn::Sub": "${AthenaResultsBucket.Arn}/dbt/*"}]),
         ("TaskExecutionRole", []),
         ("ScheduleRunTaskRole", []),
     ],
@@ -194,7 +194,7 @@ def test_dbt_runs_queries_only_in_the_stack_s_workgroup(statements: list[Stateme
     assert queries[0].resources == [
         {
             "Fn::Sub": "arn:${AWS::Partition}:athena:${AWS::Region}:${AWS::AccountId}"
-            ":workgroup/${AthenaWorkGroup}"
+            ":workgroup/${DbtWorkGroup}"
         }
     ]
 

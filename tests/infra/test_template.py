@@ -184,6 +184,33 @@ def test_workgroup_enforces_encrypted_results_engine_3_and_a_scan_cutoff(
     }
 
 
+def test_dbt_workgroup_keeps_a_scan_cutoff_without_overriding_table_locations(
+    template: dict[str, Any],
+) -> None:
+    """An enforced OutputLocation makes Athena put every CTAS under the results bucket
+    (tables/<query-id>/, which expires) and dbt-athena drop external_location; dbt's workgroup
+    must leave the location to dbt (s3_data_dir, the lake's dbt/ prefix) and keep the cutoff.
+    tests/athena_e2e checks where the tables really land."""
+    config = props(template, "DbtWorkGroup")["WorkGroupConfiguration"]
+    assert config["EnforceWorkGroupConfiguration"] is False
+    assert config["EngineVersion"] == {"SelectedEngineVersion": "Athena engine version 3"}
+    assert config["BytesScannedCutoffPerQuery"] == {"Ref": "BytesScannedCutoffPerQuery"}
+    assert config["ResultConfiguration"]["OutputLocation"] == {
+        "Fn::Sub": "s3://${AthenaResultsBucket}/dbt/"
+    }
+
+
+def test_no_lifecycle_rule_expires_the_dbt_tables(template: dict[str, Any]) -> None:
+    """dbt writes its tables under the lake's dbt/ (B2P_ATHENA_S3_DATA_DIR); no rule of that
+    bucket may expire current objects there (noncurrent versions may expire)."""
+    env = {e["Name"]: e["Value"] for e in container(template, "DbtTaskDefinition")["Environment"]}
+    assert env["B2P_ATHENA_S3_DATA_DIR"] == {"Fn::Sub": "s3://${LakeBucket}/dbt/"}
+    for rule in props(template, "LakeBucket")["LifecycleConfiguration"]["Rules"]:
+        prefix = rule.get("Prefix", "")
+        if "ExpirationInDays" in rule or "ExpirationDate" in rule:
+            assert prefix and not "dbt/".startswith(prefix), rule["Id"]
+
+
 # ---- ingest fan-out
 
 
@@ -239,12 +266,12 @@ def test_dbt_task_builds_on_athena_with_the_stack_s_settings(template: dict[str,
     env = {e["Name"]: e["Value"] for e in dbt["Environment"]}
     assert env == {
         "B2P_ATHENA_REGION": {"Ref": "AWS::Region"},
-        "B2P_ATHENA_S3_STAGING_DIR": {"Fn::Sub": "s3://${AthenaResultsBucket}/"},
+        "B2P_ATHENA_S3_STAGING_DIR": {"Fn::Sub": "s3://${AthenaResultsBucket}/dbt/"},
         "B2P_ATHENA_S3_DATA_DIR": {"Fn::Sub": "s3://${LakeBucket}/dbt/"},
         "B2P_ATHENA_CATALOG": "awsdatacatalog",
         "B2P_ATHENA_SCHEMA": {"Ref": "GlueDatabase"},
         "B2P_LAKE_GLUE_DATABASE": {"Ref": "GlueDatabase"},
-        "B2P_ATHENA_WORKGROUP": {"Ref": "AthenaWorkGroup"},
+        "B2P_ATHENA_WORKGROUP": {"Ref": "DbtWorkGroup"},
     }
     assert props(template, "DbtTaskDefinition")["TaskRoleArn"] == {
         "Fn::GetAtt": ["DbtTaskRole", "Arn"]

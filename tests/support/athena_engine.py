@@ -442,7 +442,8 @@ class AthenaEngine:
             execution.done.set()
 
     def _run_on_trino(self, execution: Execution) -> None:
-        sql = strip_comments(execution.sql)
+        # Athena accepts one statement ending in ';' (dbt-athena sends some so); Trino does not
+        sql = strip_comments(execution.sql).rstrip().removesuffix(";").rstrip()
         session: dict[str, str] = {}
         trino_catalog = self.trino_catalogs.get(execution.catalog, execution.catalog)
         if execution.kind.substatement == "CREATE_TABLE_AS_SELECT":
