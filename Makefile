@@ -13,12 +13,14 @@ export B2P_DUCKDB_PATH ?= $(DEMO_DIR)/warehouse.duckdb
 SAMPLE_DIR := $(DEMO_DIR)/sample
 DBT := $(BIN)/dbt --no-use-colors
 
-.PHONY: help install demo test lint format athena-check bench image clean
+.PHONY: help install demo test lint format athena-check athena-e2e bench image clean
 
 help:
 	@echo "make demo          sample logs -> ingest -> dbt build -> capacity summary (local, DuckDB)"
 	@echo "make test          lint + every test (unit, end-to-end, dbt build, Athena conformance, infra)"
 	@echo "make athena-check  compile the dbt project for Athena offline and check it (part of make test)"
+	@echo "make athena-e2e    run the deployed pipeline on Athena's engine (Trino) offline (part of make test)"
+	@echo "                   [SOURCE=<v4 logs> DIMENSIONS=<dimensions folder> EXPORT=<folder for marts>]"
 	@echo "make bench         ingest and dbt benchmarks (prints figures; not part of make test)"
 	@echo "make image         build the ingest/dbt container image (needs a docker engine)"
 	@echo "make clean         remove the demo's lake, warehouse, sample logs and dbt artefacts"
@@ -51,8 +53,18 @@ format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# Trino (Athena engine v3's engine) needs Java 24+; Temurin 25 where the machine has it.
+TRINO_JAVA_HOME ?= $(firstword $(wildcard /usr/lib/jvm/temurin-25-jdk-amd64) $(JAVA_HOME))
+
 test: lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q --ignore=tests/athena_e2e
+	$(MAKE) --no-print-directory athena-e2e
+
+athena-e2e: $(STAMP) profiles.yml
+	@start=$$(date +%s); \
+	JAVA_HOME="$(TRINO_JAVA_HOME)" B2P_E2E_SOURCE="$(SOURCE)" B2P_E2E_DIMENSIONS="$(DIMENSIONS)" \
+		B2P_E2E_EXPORT="$(EXPORT)" $(BIN)/pytest -q tests/athena_e2e; status=$$?; \
+	echo "athena-e2e: $$(( $$(date +%s) - start )) s wall time (Trino 476)"; exit $$status
 
 athena-check: $(STAMP)
 	$(BIN)/pytest -q tests/athena
