@@ -21,6 +21,7 @@ WILDCARD_RESOURCE_ALLOWED = {
     ("DataKey", "LogsEncryptLogGroups"): "a key policy's resource is always '*'",
     ("DataKey", "AlarmsPublishToEncryptedTopic"): "a key policy's resource is always '*'",
     ("TaskExecutionRole", "GetRegistryToken"): "ecr:GetAuthorizationToken has no resource ARN",
+    ("DbtTaskRole", "LakeFormationDataAccess"): "lakeformation:GetDataAccess has no resource ARN",
 }
 
 S3_WRITE_ACTIONS = {"s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"}
