@@ -58,7 +58,6 @@ def athena_stack(
     work = tmp_path_factory.mktemp("athena-stack")
     started = time.monotonic()
     with running_athena_stack(work, projection_start=sample_start) as stack:
-        print(
-            f"\nathena e2e: stand-in + Trino {stack.trino.version} up in {time.monotonic() - started:.0f} s"
-        )
+        elapsed = time.monotonic() - started
+        print(f"\nathena e2e: stand-in + Trino {stack.trino.version} up in {elapsed:.0f} s")
         yield stack

@@ -36,9 +36,9 @@ JUSTIFIED_UNUSED = {
 def role_calls(stack: AthenaStack) -> dict[str, list[dict]]:
     calls: dict[str, list[dict]] = defaultdict(list)
     for call in stack.standin.calls():
-        if call["principal"] in ROLE_KEYS and not call["engine_internal"]:
-            if not call["injected_fault"]:
-                calls[call["principal"]].append(call)
+        measured = not call["engine_internal"] and not call["injected_fault"]
+        if call["principal"] in ROLE_KEYS and measured:
+            calls[call["principal"]].append(call)
     return calls
 
 
