@@ -169,3 +169,23 @@ def test_every_table_dbt_creates_lives_under_the_lake_s_dbt_prefix_and_never_exp
         r for r in rules if "Expiration" in r and "dbt/".startswith(r["Filter"].get("Prefix", ""))
     ]
     assert expiring == []
+
+
+@pytest.mark.parametrize("model", ["stg_freewheel__slots", "dq_freewheel__orphan_ads"])
+def test_each_model_reads_its_window_of_the_lake_once(
+    athena_stack: AthenaStack, incremental_build: DbtRun, model: str
+) -> None:
+    """Trino (Athena) does not materialise a CTE referenced twice: a model that reads its
+    `events` CTE for slots and again for ads scans every partition of the window twice. In the
+    statement that builds the model, each projected v4_events partition is planned once."""
+    (statement,) = [
+        q
+        for q in athena_stack.queries(incremental_build)
+        if q["node_id"] == f"model.bones2peaches.{model}"
+        and q["substatement"] == "CREATE_TABLE_AS_SELECT"
+    ]
+    planned = statement["partitions_read"][f"{athena_stack.deployment.database}.v4_events"]
+    assert planned, "the statement should read v4_events"
+    assert len(planned) == len(set(planned)), (
+        f"{model} scans the window {len(planned) // len(set(planned))} times"
+    )

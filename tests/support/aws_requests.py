@@ -268,6 +268,8 @@ def _s3_call(access_key, method, path, query, headers, body, encryption: Encrypt
             _kms(authorizations, encryption.buckets.get(bucket), "kms:Decrypt")
         if operation in ("PutObject", "CreateMultipartUpload", "CopyObject"):
             _kms(authorizations, encryption.buckets.get(bucket), "kms:GenerateDataKey")
+        if operation == "CreateMultipartUpload":  # S3 decrypts the data key for each part
+            _kms(authorizations, encryption.buckets.get(bucket), "kms:Decrypt")
     return ParsedCall(access_key, "s3", operation, params, authorizations)
 
 
@@ -346,8 +348,9 @@ def _json_authorizations(
         arn = _queue_arn(queue)
         authorizations = [Authorization(Request(action, arn))]
         key = encryption.queues.get(arn.rsplit(":", 1)[1])
-        if action == "sqs:SendMessage":
+        if action == "sqs:SendMessage":  # a producer needs both (SQS's documentation)
             _kms(authorizations, key, "kms:GenerateDataKey")
+            _kms(authorizations, key, "kms:Decrypt")
         if action == "sqs:ReceiveMessage":
             _kms(authorizations, key, "kms:Decrypt")
         return authorizations

@@ -133,22 +133,20 @@ class Policy:
             used.extend(decision.statements)
         return Decision(True, tuple(dict.fromkeys(used)))
 
-    def grants(self) -> list[tuple[str, str, str]]:
-        """(sid, action, resource) of every Allow: what a least-privilege report lists."""
+    def grants(self) -> list[tuple[str, str]]:
+        """(sid, action) of every Allow: the unit a least-privilege report lists."""
         return [
-            (_label(s, i), action, resource)
+            (_label(s, i), action)
             for i, s in enumerate(self.statements)
             if s["Effect"] == "Allow"
             for action in as_list(s.get("Action"))
-            for resource in as_list(s.get("Resource"))
         ]
 
-    def grant_matches(self, sid: str, action: str, resource: str, request: Request) -> bool:
-        """Whether this one (action, resource) pair of statement `sid` covers the request."""
+    def grant_matches(self, sid: str, action: str, request: Request) -> bool:
+        """Whether the action `action` of statement `sid` (any of its resources) covers it."""
         for index, statement in enumerate(self.statements):
             if _label(statement, index) != sid or statement["Effect"] != "Allow":
                 continue
-            narrowed = {**statement, "Action": action, "Resource": resource}
-            if _statement_matches(narrowed, request):
+            if _statement_matches({**statement, "Action": action}, request):
                 return True
         return False

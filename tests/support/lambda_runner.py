@@ -94,11 +94,7 @@ def run_worker(queue_arn: str) -> dict[str, Any]:
             sqs_event(message, queue_arn), LambdaContext("worker")
         )
         if (response or {}).get("batchItemFailures"):
-            failed += 1
-            # Lambda leaves a failed message for SQS to redeliver; here it is made visible again
-            sqs.change_message_visibility(
-                QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
-            )
+            failed += 1  # Lambda leaves a failed message for SQS to redeliver after its timeout
             break
         sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
         handled += 1
