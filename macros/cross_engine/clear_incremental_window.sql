@@ -30,5 +30,9 @@
         {%- set expression = expression ~ " and event_date < '" ~ window['end'] ~ "'" -%}
     {%- endif -%}
     {% do adapter.clean_up_partitions(relation, expression) %}
+    {#- the window the data tests of this run read (test_window.sql) -#}
+    {% do run_query(
+        "alter table " ~ relation.render_hive() ~ " set tblproperties ('b2p.window_start'='"
+        ~ window['start'] ~ "', 'b2p.window_end'='" ~ (window['end'] or '') ~ "')") %}
     {{ return('') }}
 {%- endmacro %}

@@ -4,6 +4,7 @@ from the design's lake contract, not read back from the template."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -275,6 +276,20 @@ def test_dbt_task_builds_on_athena_with_the_stack_s_settings(template: dict[str,
     }
     assert props(template, "DbtTaskDefinition")["TaskRoleArn"] == {
         "Fn::GetAtt": ["DbtTaskRole", "Arn"]
+    }
+
+
+def test_every_data_test_runs_on_every_day_weekly(template: dict[str, Any]) -> None:
+    """Scheduled builds test only the days they rebuilt (test_scope window); a weekly run of the
+    same task tests the whole history."""
+    rule = props(template, "DbtFullTestScheduleRule")
+    assert rule["ScheduleExpression"] == {"Ref": "DbtFullTestSchedule"}
+    (target,) = rule["Targets"]
+    assert target["EcsParameters"]["TaskDefinitionArn"] == {"Ref": "DbtTaskDefinition"}
+    (override,) = json.loads(target["Input"])["containerOverrides"]
+    assert override == {
+        "name": "dbt",
+        "command": ["test", "--vars", "{test_scope: full}", "--target", "athena"],
     }
 
 
