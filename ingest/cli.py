@@ -24,6 +24,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("ingest.pipeline", "copy v4 log files into the partitioned Parquet lake"),
     "dimensions": ("ingest.dimensions", "fetch site/site section/series names from the API"),
     "report": ("ingest.report", "print the capacity summary from the local warehouse"),
+    "backfill": ("ingest.backfill", "build history on Athena in bounded chunks of days"),
 }
 
 EXIT_OK = 0

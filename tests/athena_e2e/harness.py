@@ -142,10 +142,16 @@ class AthenaStack:
         """The deployed task's command (its container Command), without the entry point."""
         return [str(a) for a in self.deployment.stack.container("DbtTaskDefinition")["Command"]]
 
-    def dbt(self, *args: str, check: bool = True, env: dict[str, str] | None = None) -> DbtRun:
+    def dbt(
+        self,
+        *args: str,
+        check: bool = True,
+        env: dict[str, str] | None = None,
+        name: str = "dbt",
+    ) -> DbtRun:
         first = self.standin.query_count()
         result = subprocess.run(
-            self.dbt_command(*args),
+            self.dbt_command(*args, name=name),
             env=env or self.dbt_env(),
             cwd=self.work,
             capture_output=True,

@@ -43,6 +43,9 @@ JUSTIFIED_UNUSED = {
     ("WorkerRole", "WriteLakeEventsAndIngestRecords", "s3:GetObject"): CRASH_PATHS,
     ("WorkerRole", "WriteLakeEventsAndIngestRecords", "s3:DeleteObject"): CRASH_PATHS,
     ("WorkerRole", "WriteLakeEventsAndIngestRecords", "s3:AbortMultipartUpload"): CRASH_PATHS,
+    ("DbtTaskRole", "ManageTablesInDatabase", "glue:GetDatabase"): (
+        "dbt-athena's check_schema_exists, on a run that has to create its schema"
+    ),
     ("DbtTaskRole", "RunQueriesInWorkGroup", "athena:StopQueryExecution"): (
         "dbt cancels its running queries when it is interrupted"
     ),

@@ -70,6 +70,7 @@ class Fault:
     code: str = "ThrottlingException"
     status: int = 400
     match: str = ""
+    agent: str = ""  # a substring of the caller's User-Agent (dbt-athena's names itself)
 
 
 class StandInApp:
@@ -111,7 +112,7 @@ class StandInApp:
         if principal is not None and principal.policy is not None:
             decision = principal.policy.evaluate_all([a.request for a in call.authorizations])
         engine_internal = call.service == "glue" and call.operation in COLUMN_STATISTICS
-        fault = self._fault(call, body)
+        fault = self._fault(call, body, headers.get("user-agent", ""))
         if fault is not None:
             status, response_headers, payload = _error(
                 call, fault.status, fault.code, "Rate exceeded"
@@ -178,7 +179,7 @@ class StandInApp:
     def _workgroup_of_query(self, query_id: str) -> str | None:
         return self.athena.workgroup_of(query_id) if self.athena else None
 
-    def _fault(self, call: ParsedCall, body: bytes) -> Fault | None:
+    def _fault(self, call: ParsedCall, body: bytes, agent: str) -> Fault | None:
         with self.lock:
             for fault in self.faults:
                 if (
@@ -186,6 +187,7 @@ class StandInApp:
                     and fault.service == call.service
                     and fault.operation == call.operation
                     and fault.match.encode() in body
+                    and fault.agent in agent
                 ):
                     fault.count -= 1
                     return fault
