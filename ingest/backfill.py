@@ -176,10 +176,18 @@ def _workgroup_cutoff() -> int:
 
 
 def _lake_days(lake: str) -> dict[dt.date, int]:
-    from ingest.storage import open_storage
+    """Parquet bytes per day under <lake>/v4_events/ (listed with that prefix, which is what the
+    dbt task's role may list)."""
+    import boto3
 
-    storage = open_storage(lake)
-    return day_sizes((info.key, info.size) for info in storage.list("v4_events"))
+    bucket, _, root = lake.removeprefix("s3://").partition("/")
+    prefix = f"{root.strip('/')}/v4_events/" if root.strip("/") else "v4_events/"
+    pages = (
+        boto3.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+    )
+    return day_sizes(
+        (item["Key"], int(item["Size"])) for page in pages for item in page.get("Contents", [])
+    )
 
 
 def _projection_start() -> dt.date | None:
@@ -200,6 +208,15 @@ def _dbt() -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    try:
+        return _run(args)
+    except (BotoCoreError, ClientError) as exc:
+        raise UserError(f"backfill could not read the lake or the catalog: {exc}") from exc
+
+
+def _run(args: argparse.Namespace) -> int:
     start, end = _date(args.start, "--start"), _date(args.end, "--end")
     if not args.lake or not str(args.lake).startswith("s3://"):
         raise UserError("--lake (or $B2P_LAKE) must be the lake's s3:// URI")

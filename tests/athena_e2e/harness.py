@@ -195,11 +195,14 @@ class AthenaStack:
 
 
 @contextmanager
-def running_athena_stack(work: Path, projection_start: dt.date) -> Iterator[AthenaStack]:
+def running_athena_stack(
+    work: Path, projection_start: dt.date, overrides: dict[str, str] | None = None
+) -> Iterator[AthenaStack]:
     """Stand-in + the stack's resources + Trino; everything stops on exit."""
     with ExitStack() as stack:
         standin = stack.enter_context(running_aws_standin(str(work / "aws-standin.log")))
-        deployment = Deployment.create(standin, stack_parameters(projection_start))
+        parameters = {**stack_parameters(projection_start), **(overrides or {})}
+        deployment = Deployment.create(standin, parameters)
         catalogs = [
             TrinoCatalog(ATHENA_CATALOG, ROLE_KEYS["DbtTaskRole"]),
             TrinoCatalog(READER_CATALOG, ADMIN_KEY),

@@ -189,35 +189,3 @@ def test_each_model_reads_its_window_of_the_lake_once(
     assert len(planned) == len(set(planned)), (
         f"{model} scans the window {len(planned) // len(set(planned))} times"
     )
-
-
-@pytest.fixture(scope="module")
-def narrow_build(athena_stack: AthenaStack, correction_build: DbtRun) -> DbtRun:
-    """A scheduled run whose window holds the last days only (lookback 0: the latest day built
-    and the one before), so the tables have days outside it."""
-    return athena_stack.build("--vars", "{lookback_days: 0}")
-
-
-def test_a_scheduled_run_s_data_tests_read_only_the_rebuilt_days(
-    athena_stack: AthenaStack, narrow_build: DbtRun
-) -> None:
-    database = athena_stack.deployment.database
-    glue = athena_stack.deployment.client("glue")
-    start = glue.get_table(DatabaseName=database, Name="stg_freewheel__slots")["Table"][
-        "Parameters"
-    ]["b2p.window_start"]
-    days = {r["event_date"].isoformat() for r in athena_stack.read("stg_freewheel__slots")}
-    assert min(days) < start, "the control: the table has days before the run's window"
-    tests = [
-        q for q in athena_stack.queries(narrow_build) if (q["node_id"] or "").startswith("test.")
-    ]
-    assert len(tests) > 100
-    read_outside = [
-        (q["node_id"], table, partition)
-        for q in tests
-        for table, partitions in q["partitions_read"].items()
-        if table.startswith(f"{database}.") and not table.endswith(".v4_events")
-        for partition in partitions
-        if partition.startswith("event_date=") and partition.removeprefix("event_date=") < start
-    ]
-    assert read_outside == []

@@ -29,7 +29,11 @@ def lock_exists(stack: AthenaStack) -> bool:
 def test_a_build_started_while_another_runs_stops_and_nothing_is_doubled(
     athena_stack: AthenaStack,
 ) -> None:
-    command = athena_stack.dbt_command(*athena_stack.scheduled_command(), name="dbt-first")
+    # the holder: a run that takes the lock (any run does), then builds a view; the stand-in
+    # keeps its view statement running until the second run has been turned away
+    holder = ("run", "--select", "stg_freewheel__sites", "--target", "athena")
+    athena_stack.standin.hold("create or replace view", "holder")
+    command = athena_stack.dbt_command(*holder, name="dbt-first")
     first = subprocess.Popen(
         command,
         env=athena_stack.dbt_env(),
@@ -45,6 +49,7 @@ def test_a_build_started_while_another_runs_stops_and_nothing_is_doubled(
             time.sleep(0.5)
         second = athena_stack.dbt(*athena_stack.scheduled_command(), check=False, name="dbt-second")
     finally:
+        athena_stack.standin.release("holder")
         output, _ = first.communicate(timeout=900)
     assert second.returncode != 0
     assert "another dbt run holds the run lock" in second.stdout
