@@ -21,11 +21,23 @@
     {% if requested_end is not none %}
         {{ exceptions.raise_compiler_error("var window_end needs window_start as well") }}
     {% endif %}
-    {% if not is_incremental() %}
+    {% if not bones2peaches.rebuilds_a_window() %}
         {{ return(none) }}
     {% endif %}
     {% set start = bones2peaches.incremental_window_start() %}
     {{ return(none if start is none else {'start': start, 'end': none}) }}
+{% endmacro %}
+
+{# Whether this run adds to an existing table (dbt's incremental, or Athena's day_partitions). #}
+{% macro rebuilds_a_window() %}
+    {% if is_incremental() %}
+        {{ return(true) }}
+    {% endif %}
+    {% if not execute or model.config.materialized != 'day_partitions' or should_full_refresh() %}
+        {{ return(false) }}
+    {% endif %}
+    {% set relation = load_relation(this) %}
+    {{ return(relation is not none and not relation.is_view) }}
 {% endmacro %}
 
 {# 'YYYY-MM-DD' `days` after the date text `day` (negative: before), computed at compile time. #}

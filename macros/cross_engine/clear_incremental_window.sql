@@ -20,19 +20,3 @@
 {% macro default__clear_incremental_window(relation, window) -%}
     {{ return("delete from " ~ relation ~ " where " ~ bones2peaches.event_date_in_window('event_date', window)) }}
 {%- endmacro %}
-
-{# Athena's Hive tables have no DELETE: drop the window's event_date partitions (Glue entries and
-   their S3 data) with the same adapter method dbt-athena's insert_overwrite uses, given a Glue
-   partition expression. The hook then renders to nothing, so no SQL is sent. #}
-{% macro athena__clear_incremental_window(relation, window) -%}
-    {%- set expression = "event_date >= '" ~ window['start'] ~ "'" -%}
-    {%- if window['end'] is not none -%}
-        {%- set expression = expression ~ " and event_date < '" ~ window['end'] ~ "'" -%}
-    {%- endif -%}
-    {% do adapter.clean_up_partitions(relation, expression) %}
-    {#- the window the data tests of this run read (test_window.sql) -#}
-    {% do run_query(
-        "alter table " ~ relation.render_hive() ~ " set tblproperties ('b2p.window_start'='"
-        ~ window['start'] ~ "', 'b2p.window_end'='" ~ (window['end'] or '') ~ "')") %}
-    {{ return('') }}
-{%- endmacro %}

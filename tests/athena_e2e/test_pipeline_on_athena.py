@@ -13,6 +13,10 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import signal
+import subprocess
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -189,3 +193,63 @@ def test_each_model_reads_its_window_of_the_lake_once(
     assert len(planned) == len(set(planned)), (
         f"{model} scans the window {len(planned) // len(set(planned))} times"
     )
+
+
+class Reader(threading.Thread):
+    """Counts stg_freewheel__slots rows per day through the engine, again and again."""
+
+    def __init__(self, stack: AthenaStack) -> None:
+        super().__init__(daemon=True)
+        self.stack, self.snapshots, self.errors = stack, [], []
+        self.stop = threading.Event()
+
+    def count(self) -> dict[str, int]:
+        sql = (
+            "select cast(event_date as varchar), count(*) from "
+            f'"lake_reader"."{self.stack.deployment.database}"."stg_freewheel__slots" group by 1'
+        )
+        return dict(self.stack.trino.query(sql).rows)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            try:
+                self.snapshots.append(self.count())
+            except Exception as error:  # a reader's failure is a finding, not a crash
+                self.errors.append(str(error)[:300])
+            time.sleep(0.2)
+
+
+def test_a_run_killed_mid_replace_then_rerun_never_shows_a_missing_or_doubled_day(
+    athena_stack: AthenaStack, sample: Path, correction, correction_build: DbtRun
+) -> None:
+    """Killed while it repoints stg_freewheel__slots's days to their new files; a reader querying
+    all along sees every day with exactly its rows; the rerun (after breaking the dead run's
+    lock) ends in the same rows as a clean run."""
+    reader = Reader(athena_stack)
+    before = reader.count()
+    athena_stack.standin.hold("`stg_freewheel__slots` partition (", "kill-point")
+    reader.start()
+    command = athena_stack.dbt_command(*athena_stack.scheduled_command(), name="dbt-killed")
+    killed = subprocess.Popen(
+        command, env=athena_stack.dbt_env(), cwd=athena_stack.work, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 300
+        while not any(h["reached"] for h in athena_stack.standin.holds()):
+            assert killed.poll() is None and time.monotonic() < deadline, (
+                "never reached the replace"
+            )
+            time.sleep(0.2)
+        os.killpg(killed.pid, signal.SIGKILL)
+        killed.wait(timeout=30)
+    finally:
+        athena_stack.standin.release("kill-point")  # Athena finishes a dead client's query
+    athena_stack.dbt("run-operation", "break_run_lock", "--target", "athena")
+    athena_stack.build()
+    reader.stop.set()
+    reader.join(timeout=30)
+    assert reader.errors == []
+    assert len(reader.snapshots) > 10
+    assert all(snapshot == before for snapshot in reader.snapshots)
+    compare(athena_stack, corrected_truth(truth(sample), correction))

@@ -109,7 +109,12 @@ def put_dimensions(stack: AthenaStack) -> None:
     )
 
 
-def backfill(stack: AthenaStack, start: dt.date, end: dt.date) -> tuple[str, list[dict]]:
+INCREMENTAL = ("--select", "stg_freewheel__slots+", "dq_freewheel__orphan_ads")
+
+
+def backfill(
+    stack: AthenaStack, start: dt.date, end: dt.date, *select: str
+) -> tuple[str, list[dict]]:
     first = stack.standin.query_count()
     env = dict(stack.dbt_env(), DBT_PROFILES_DIR=str(stack.work / "profiles"))
     stack.dbt_command("--version")  # writes the profile
@@ -120,7 +125,7 @@ def backfill(stack: AthenaStack, start: dt.date, end: dt.date) -> tuple[str, lis
             "--lake", f"s3://{stack.deployment.lake_bucket}", "--max-days", str(MAX_DAYS),
             "--", "run", "--target", "athena", "--project-dir", str(REPO),
             "--profiles-dir", str(stack.work / "profiles"),
-            "--target-path", str(stack.work / "backfill" / "target"),
+            "--target-path", str(stack.work / "backfill" / "target"), *select,
         ],
         env=env, cwd=stack.work, capture_output=True, text=True, check=False,
     )  # fmt: skip
@@ -149,10 +154,11 @@ def history(year_stack: AthenaStack) -> dict[str, object]:
     put_days(stack, recent)
     stack.dbt("seed", "--target", "athena")
     plan_recent, backfill_recent = backfill(stack, recent[0], today)
-    at_30 = stack.build()
+    # a scheduled run (its models and their tests; the views and seeds are built)
+    at_30 = stack.build(*INCREMENTAL)
     put_days(stack, older)
-    plan_older, backfill_older = backfill(stack, older[0], recent[0])
-    at_365 = stack.build()
+    plan_older, backfill_older = backfill(stack, older[0], recent[0], *INCREMENTAL)
+    at_365 = stack.build(*INCREMENTAL)
     return {
         "plans": plan_recent + plan_older,
         "backfill": backfill_recent + backfill_older,
@@ -192,7 +198,7 @@ def test_scheduled_data_tests_read_the_same_at_30_and_365_days(history: dict) ->
         }
 
     at_30, at_365 = reads(history["at_30"]), reads(history["at_365"])
-    assert len(at_30) > 100 and set(at_30) == set(at_365)
+    assert len(at_30) > 90 and set(at_30) == set(at_365)
     partitions_30 = sum(p for p, _ in at_30.values())
     partitions_365 = sum(p for p, _ in at_365.values())
     bytes_30 = sum(b for _, b in at_30.values())
