@@ -10,15 +10,20 @@
     over. `dbt run-operation break_run_lock --target athena` removes it by hand.
     DuckDB: the warehouse file's own lock already refuses a second writer.
 #}
+{# Only the commands that write (or test what is written) take it: not compile or docs. #}
+{% macro run_lock_applies() %}
+    {{ return(execute and flags.WHICH in ('build', 'run', 'seed', 'snapshot', 'test')) }}
+{% endmacro %}
+
 {% macro acquire_run_lock() %}
-    {% if execute %}
+    {% if bones2peaches.run_lock_applies() %}
         {% do adapter.dispatch('acquire_run_lock', 'bones2peaches')() %}
     {% endif %}
     {{ return('') }}
 {% endmacro %}
 
 {% macro release_run_lock() %}
-    {% if execute %}
+    {% if bones2peaches.run_lock_applies() %}
         {% do adapter.dispatch('release_run_lock', 'bones2peaches')() %}
     {% endif %}
     {{ return('') }}
