@@ -41,3 +41,17 @@
         'on_schema_change': 'fail',
     }) }}
 {% endmacro %}
+
+{# Trino, Starburst, EMR (the trino target, dbt-trino) on a Hive catalog: Parquet partitioned by
+   event_date; the pre-hook deletes the window's whole partitions (Trino's Hive connector
+   deletes whole partitions of non-transactional tables), then the batch is appended. Unlike
+   Athena's day_partitions, readers can see the window's days missing during a run. #}
+{% macro trino__incremental_by_day_config() %}
+    {{ return({
+        'materialized': 'incremental',
+        'incremental_strategy': 'append',
+        'properties': {'format': "'PARQUET'", 'partitioned_by': "ARRAY['event_date']"},
+        'on_schema_change': 'fail',
+        'pre_hook': [bones2peaches.clear_incremental_window_hook()],
+    }) }}
+{% endmacro %}

@@ -35,6 +35,8 @@ from tests.support.trino import TrinoCatalog, TrinoServer, running_trino
 SOURCE_BUCKET = "freewheel-delivery"
 SOURCE_PREFIX = "v4/"
 READER_CATALOG = "lake_reader"
+TRINO_TARGET_CATALOG = "trino_target"  # the dbt `trino` target's catalog (not an AWS role)
+TRINO_TARGET_KEY = "b2p-trino-target"
 ATHENA_CATALOG = "awsdatacatalog"
 MARTS = (
     "capacity_preroll",
@@ -206,6 +208,7 @@ def running_athena_stack(
         catalogs = [
             TrinoCatalog(ATHENA_CATALOG, ROLE_KEYS["DbtTaskRole"]),
             TrinoCatalog(READER_CATALOG, ADMIN_KEY),
+            TrinoCatalog(TRINO_TARGET_CATALOG, TRINO_TARGET_KEY),
         ]
         trino = stack.enter_context(running_trino(standin.endpoint, catalogs, log_dir=work))
         standin.attach_trino(trino.port, {ATHENA_CATALOG: ATHENA_CATALOG}, trino.version)
