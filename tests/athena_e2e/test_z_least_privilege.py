@@ -31,8 +31,13 @@ ATHENA_RESULTS = (
 CRASH_PATHS = (
     "the worker's crash recovery and re-deliveries that leave a partition (HEAD/GET of an "
     "earlier attempt's outputs, deleting stale ones, aborting a multipart upload); "
-    "tests/ingest/test_crash_safety.py runs those paths, this happy path does not"
+    "tests/ingest/test_crash_safety.py runs those paths, this run only when its correction does"
 )
+EMPTIED_DAY = (
+    "a run drops the partition of a day left without rows (a correction that empties a day: "
+    "ALTER TABLE DROP PARTITION); whether the sample's correction empties one varies"
+)
+DATA_DEPENDENT = {CRASH_PATHS, EMPTIED_DAY}
 JUSTIFIED_UNUSED = {
     ("PlannerRole", "WriteOwnLogs", "logs:CreateLogStream"): LAMBDA_RUNTIME,
     ("PlannerRole", "WriteOwnLogs", "logs:PutLogEvents"): LAMBDA_RUNTIME,
@@ -46,10 +51,7 @@ JUSTIFIED_UNUSED = {
     ("DbtTaskRole", "ManageTablesInDatabase", "glue:GetDatabase"): (
         "dbt-athena's check_schema_exists, on a run that has to create its schema"
     ),
-    ("DbtTaskRole", "ManageTablesInDatabase", "glue:BatchDeletePartition"): (
-        "a run drops the partition of a day left without rows (a correction that empties a "
-        "day: ALTER TABLE DROP PARTITION); the sample's correction moves slots, empties no day"
-    ),
+    ("DbtTaskRole", "ManageTablesInDatabase", "glue:BatchDeletePartition"): EMPTIED_DAY,
     ("DbtTaskRole", "RunQueriesInWorkGroup", "athena:StopQueryExecution"): (
         "dbt cancels its running queries when it is interrupted"
     ),
@@ -119,5 +121,7 @@ def test_every_grant_is_used_or_justified(
         print(f"  {'.'.join(grant)}: {JUSTIFIED_UNUSED.get(grant, 'NOT JUSTIFIED')}")
     unexplained = sorted(set(unused) - set(JUSTIFIED_UNUSED))
     assert unexplained == [], "unused grants: remove them or justify them in JUSTIFIED_UNUSED"
-    stale = sorted((set(JUSTIFIED_UNUSED) & granted) - set(unused))
+    # whether a crash-recovery path or an emptied day occurs depends on the sample's data
+    exercised_sometimes = {k for k, reason in JUSTIFIED_UNUSED.items() if reason in DATA_DEPENDENT}
+    stale = sorted((set(JUSTIFIED_UNUSED) & granted) - set(unused) - exercised_sometimes)
     assert stale == [], "these grants are used now: drop them from JUSTIFIED_UNUSED"
