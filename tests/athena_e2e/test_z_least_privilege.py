@@ -37,7 +37,11 @@ EMPTIED_DAY = (
     "a run drops the partition of a day left without rows (a correction that empties a day: "
     "ALTER TABLE DROP PARTITION); whether the sample's correction empties one varies"
 )
-DATA_DEPENDENT = {CRASH_PATHS, EMPTIED_DAY}
+TABLE_VERSIONS = (
+    "dbt-athena expires a replaced view's or seed's older Glue table versions "
+    "(versions_to_keep 1); whether a run's replacements leave any varies with what it runs"
+)
+DATA_DEPENDENT = {CRASH_PATHS, EMPTIED_DAY, TABLE_VERSIONS}
 JUSTIFIED_UNUSED = {
     ("PlannerRole", "WriteOwnLogs", "logs:CreateLogStream"): LAMBDA_RUNTIME,
     ("PlannerRole", "WriteOwnLogs", "logs:PutLogEvents"): LAMBDA_RUNTIME,
@@ -52,6 +56,7 @@ JUSTIFIED_UNUSED = {
         "dbt-athena's check_schema_exists, on a run that has to create its schema"
     ),
     ("DbtTaskRole", "ManageTablesInDatabase", "glue:BatchDeletePartition"): EMPTIED_DAY,
+    ("DbtTaskRole", "ManageTablesInDatabase", "glue:DeleteTableVersion"): TABLE_VERSIONS,
     ("DbtTaskRole", "RunQueriesInWorkGroup", "athena:StopQueryExecution"): (
         "dbt cancels its running queries when it is interrupted"
     ),
