@@ -39,7 +39,7 @@ from typing import Any
 
 from tests.support.aws_requests import Encryption, ParsedCall, parse
 from tests.support.iam import Decision, Policy
-from tests.support.moto import free_port
+from tests.support.moto import free_port, stop, wait_until_up
 
 ADMIN = "admin"
 INTERNAL_KEY = "b2p-standin-internal"
@@ -449,22 +449,10 @@ def running_aws_standin(log_path: str | None = None) -> Iterator[StandIn]:
     )
     standin = StandIn(f"http://127.0.0.1:{port}")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                standin._get("/_b2p/health")
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the AWS stand-in did not start") from None
-                time.sleep(0.1)
+        wait_until_up(lambda: standin._get("/_b2p/health"), process, "the AWS stand-in", 60)
         yield standin
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
         if log_path:
             log.close()
 
