@@ -28,6 +28,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -133,7 +134,8 @@ class StandInApp:
         ):
             status, response_headers, payload = self._athena(call)
         else:
-            status, response_headers, payload = self._moto(environ, body)
+            fast = _glue_partitions(call, headers) if call.operation == "GetPartitions" else None
+            status, response_headers, payload = fast or self._moto(environ, body)
         if call.access_key != INTERNAL_KEY:
             self._record(call, principal, decision, status, engine_internal, fault is not None)
         start_response(status, response_headers)
@@ -301,6 +303,34 @@ def _headers(environ: dict[str, Any]) -> dict[str, str]:
     if environ.get("CONTENT_TYPE"):
         headers["content-type"] = environ["CONTENT_TYPE"]
     return headers
+
+
+def _glue_partitions(call: ParsedCall, headers: dict[str, str]) -> tuple[str, list, bytes] | None:
+    """GetPartitions from moto's Glue state, serialised with `json` rather than moto's
+    shape-walking serializer: the same document (what the partitions were created with, plus
+    DatabaseName, TableName, CreationTime in epoch seconds), 100x faster. A year of day partitions
+    took moto over a second per call, and Trino and dbt-athena call it on every read and clean-up.
+    None (moto answers, with its errors) when the table is not there."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.glue.models import glue_backends
+
+    authorization = headers.get("authorization", "")
+    scope = re.search(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/glue/", authorization)
+    if call.service != "glue" or call.params.get("NextToken") or scope is None:
+        return None
+    backend = glue_backends[DEFAULT_ACCOUNT_ID][scope[1]]
+    try:
+        partitions = backend.get_partitions(
+            call.params["DatabaseName"], call.params["TableName"], call.params.get("Expression")
+        )
+    except Exception:
+        return None
+    documents = []
+    for partition in partitions:
+        document = partition.as_dict()
+        document["CreationTime"] = document["CreationTime"].timestamp()
+        documents.append(document)
+    return _json(200, {"Partitions": documents})
 
 
 def _json(status: int, body: Any, error_type: str | None = None) -> tuple[str, list, bytes]:
