@@ -11,7 +11,8 @@ The warehouse (B2P_BI_ENGINE):
   trino             trino://$B2P_TRINO_USER@$B2P_TRINO_HOST:$B2P_TRINO_PORT/$B2P_TRINO_CATALOG,
                     schema $B2P_TRINO_SCHEMA (Athena's engine, e.g. the offline Athena harness)
   athena            awsathena+rest://athena.$B2P_ATHENA_REGION.amazonaws.com:443/$B2P_BI_SCHEMA
-                    ?work_group=$B2P_ATHENA_WORKGROUP (PyAthena; AWS credentials from boto3's chain)
+                    ?work_group=$B2P_ATHENA_WORKGROUP (PyAthena; AWS credentials from boto3's chain;
+                    &endpoint_url=$B2P_ATHENA_ENDPOINT_URL when set)
 or B2P_BI_DATABASE_URI and B2P_BI_SCHEMA for any other SQLAlchemy URI.
 """
 
@@ -73,7 +74,11 @@ def warehouse_from_env() -> Warehouse:
         return Warehouse(f"trino://{user}@{host}:{port}/{catalog}", required("B2P_TRINO_SCHEMA"))
     if engine == "athena":
         region, schema = required("B2P_ATHENA_REGION"), required("B2P_BI_SCHEMA")
-        query = urllib.parse.urlencode({"work_group": required("B2P_ATHENA_WORKGROUP")})
+        parameters = {"work_group": required("B2P_ATHENA_WORKGROUP")}
+        # an Athena endpoint of its own (a VPC interface endpoint; the offline stand-in in tests)
+        if os.environ.get("B2P_ATHENA_ENDPOINT_URL"):
+            parameters["endpoint_url"] = os.environ["B2P_ATHENA_ENDPOINT_URL"]
+        query = urllib.parse.urlencode(parameters)
         uri = f"awsathena+rest://athena.{region}.amazonaws.com:443/{schema}?{query}"
         return Warehouse(uri, schema)
     sys.exit(f"provision: B2P_BI_ENGINE must be duckdb, trino or athena, not {engine!r}")

@@ -10,6 +10,12 @@ import os
 import secrets
 from pathlib import Path
 
+# sqlglot registers a dialect when its class statement runs, before the rest of its module: two
+# requests that first parse Athena SQL at once (a dashboard's charts, in a fresh gunicorn worker)
+# can get a parser whose module is half-loaded ("name '_TrinoParser' is not defined", sqlglot
+# 28.10). Loading the dialect here, once, before any request, closes that window.
+import sqlglot.dialects.athena  # noqa: F401
+
 HOME = Path(os.environ.get("B2P_SUPERSET_HOME", ".bi")).resolve()
 HOME.mkdir(parents=True, exist_ok=True)
 

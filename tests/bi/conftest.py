@@ -1,6 +1,7 @@
 """The browser tests' shared pieces: one demo warehouse (the `make demo` sample, ingested and
 built) and one Superset over it for the whole session. The test modules are marked `browser`
-(make bi-test) or `trino` (make bi-test-trino); make test runs neither."""
+(make bi-test), `trino` (make bi-test-trino) or `browser` and `bi_athena` (make bi-test-athena,
+which make bi-test leaves out); make test runs none of them."""
 
 from __future__ import annotations
 

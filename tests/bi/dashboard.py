@@ -12,8 +12,8 @@ from typing import Any
 
 from playwright.sync_api import Page, Response
 
-from tests.support.browser import Browser
-from tests.support.superset import Superset
+from tests.support.browser import Browser, chromium, screenshot_path
+from tests.support.superset import Superset, running_superset
 
 # What Superset writes into a chart that failed or found nothing
 ERROR_TEXTS = ("Unexpected error", "Error:", "error occurred", "does not exist", "not found")
@@ -152,3 +152,14 @@ def load_dashboard(
     page.screenshot(path=str(screenshot), full_page=True)
     page.close()
     return DashboardLoad({chart.name: chart for chart in charts.values()}, seconds)
+
+
+def load_over(warehouse_env: dict[str, str], home: Path, screenshot: str) -> DashboardLoad:
+    """A Superset of its own provisioned over `warehouse_env` (B2P_BI_ENGINE and its variables)
+    into `home`, the dashboard loaded once in Chromium (screenshot `<screenshot>.png`), then
+    Superset stopped."""
+    with running_superset(home, warehouse_env) as superset:
+        with chromium(allowed_prefixes=(superset.url,), height=2400) as browser:
+            load = load_dashboard(browser, superset, "ad-capacity", screenshot_path(screenshot))
+        assert browser.blocked == [], f"the dashboard reached outside Superset: {browser.blocked}"
+    return load

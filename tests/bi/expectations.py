@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from pathlib import Path
 from typing import Any
 
 import duckdb
 
 from tests.bi.dashboard import DashboardLoad
 from tests.support.dbt import DbtProject
+from tests.support.dbt_models import mart_names
 
 TOLERANCE = 1e-6
 
@@ -150,10 +152,51 @@ def check_delivery_health_shows_every_lake_row_and_no_gap(
     assert len(cells) == len(marts(demo_warehouse, "select * from dq_freewheel__delivery_health"))
 
 
-CHECKS = [
+# the checks that read only the capacity marts (which the generator's ground truth also holds)
+CAPACITY_CHECKS = [
     check_capacity_per_day_and_slot_type_equals_the_marts,
     check_sell_through_by_site_and_section_equals_the_marts,
     check_series_with_most_unsold_hours_are_the_marts_top_15,
     check_slot_types_by_hour_of_day_equal_the_hourly_marts,
-    check_delivery_health_shows_every_lake_row_and_no_gap,
 ]
+CHECKS = [*CAPACITY_CHECKS, check_delivery_health_shows_every_lake_row_and_no_gap]
+
+
+def ground_truth_warehouse(sample: Path, like: DbtProject, work: Path) -> DbtProject:
+    """A DuckDB warehouse whose capacity marts are the generator's ground truth
+    (`<sample>/ground_truth/<mart>.csv`, computed from its in-memory slots, never from the log
+    files), typed as the marts of `like`: CAPACITY_CHECKS over it compare a dashboard with
+    figures that neither dbt nor the ingester produced."""
+    truth = DbtProject(work=work, lake=like.lake)
+    with (
+        duckdb.connect(str(like.warehouse), read_only=True) as source,
+        duckdb.connect(str(truth.warehouse)) as target,
+    ):
+        for mart in mart_names():
+            path = sample / "ground_truth" / f"{mart}.csv"
+            with path.open(encoding="utf-8") as handle:
+                header = handle.readline().strip().split(",")
+            typed = ", ".join(
+                f'cast("{name}" as {kind}) as "{name}"'
+                for name, kind, *_ in source.execute(f"describe {mart}").fetchall()
+                if name in header  # the marts' own bookkeeping columns are not in the truth
+            )
+            target.execute(
+                f"create table {mart} as select {typed} "
+                f"from read_csv('{path}', header = true, all_varchar = true)"
+            )
+        # the truth has no column for a section's site (the mart joins it from the names): that
+        # label alone comes from the DuckDB mart; every figure stays the generator's
+        sites = source.execute(
+            "select distinct site_section_id, site_name from capacity_by_site_section"
+        ).fetchall()
+        assert len({section for section, _ in sites}) == len(sites), "a section has two sites"
+        target.execute("create table section_sites (site_section_id bigint, site_name varchar)")
+        target.executemany("insert into section_sites values (?, ?)", sites)
+        target.execute(
+            "create or replace table capacity_by_site_section as "
+            "select t.*, s.site_name from capacity_by_site_section t "
+            "left join section_sites s "
+            "on t.site_section_id is not distinct from s.site_section_id"
+        )
+    return truth

@@ -6,25 +6,23 @@ memory catalog). The test copies the marts of the demo warehouse into B2P_TRINO_
 b2p_bi) through Trino (or, with B2P_TRINO_COPY_MARTS=0, uses marts already there), points
 Superset at it with the trino:// dialect (B2P_BI_ENGINE=trino, the same variables), loads the
 dashboard in Chromium and checks it exactly as over DuckDB: every chart draws data and equals the
-marts. (PyAthena's awsathena+rest:// needs Athena's own API; this checks the engine, the SQL the
-bundle sends and Superset's Trino dialect.)
+marts. (This checks the engine, the SQL the bundle sends and Superset's Trino dialect; PyAthena's
+awsathena+rest:// over the offline Athena path is make bi-test-athena's.)
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import duckdb
 import pytest
 
 from tests.bi import expectations
-from tests.bi.dashboard import DashboardLoad, load_dashboard
-from tests.support.browser import chromium, screenshot_path
+from tests.bi.dashboard import DashboardLoad, load_over
 from tests.support.dbt import DbtProject
-from tests.support.superset import running_superset
 
 pytestmark = pytest.mark.trino
 
@@ -128,21 +126,15 @@ def copy_marts(project: DbtProject, settings: dict[str, str]) -> None:
 @pytest.fixture(scope="module")
 def loaded_on_trino(
     demo_warehouse: DbtProject, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[DashboardLoad]:
+) -> DashboardLoad:
     settings = trino_settings()
     # B2P_TRINO_COPY_MARTS=0: the schema already holds marts dbt built from the default sample
     # (`b2p sample` with its defaults, as make demo), e.g. by dbt-athena on the Athena harness
     if os.environ.get("B2P_TRINO_COPY_MARTS", "1") != "0":
         copy_marts(demo_warehouse, settings)
-    home = tmp_path_factory.mktemp("superset-trino")
-    with running_superset(home, settings) as superset:
-        with chromium(allowed_prefixes=(superset.url,), height=2400) as browser:
-            load = load_dashboard(
-                browser, superset, "ad-capacity", screenshot_path("dashboard-trino")
-            )
-        assert browser.blocked == []
-        print(f"\ndashboard over Trino: every chart loaded in {load.seconds:.1f} s")
-        yield load
+    load = load_over(settings, tmp_path_factory.mktemp("superset-trino"), "dashboard-trino")
+    print(f"\ndashboard over Trino: every chart loaded in {load.seconds:.1f} s")
+    return load
 
 
 def test_every_chart_draws_data_on_trino(loaded_on_trino: DashboardLoad) -> None:

@@ -56,6 +56,10 @@ def test_athena_uses_the_stack_s_workgroup_and_glue_database(
         "awsathena+rest://athena.eu-west-1.amazonaws.com:443/bones2peaches?work_group=bones2peaches"
     )
     assert connection.schema == "bones2peaches" and connection.engine_params == {}
+    monkeypatch.setenv("B2P_ATHENA_ENDPOINT_URL", "http://127.0.0.1:4566")
+    assert provision.warehouse_from_env().uri.endswith(
+        "?work_group=bones2peaches&endpoint_url=http%3A%2F%2F127.0.0.1%3A4566"
+    )
 
 
 def test_trino_needs_host_port_catalog_and_schema(

@@ -4,9 +4,11 @@ Athena engine v3 is built on Trino; what Athena adds around the engine is implem
 way AWS documents it, so that dbt-athena (or any boto3 client) runs unchanged:
 
 - The API: StartQueryExecution, GetQueryExecution, GetQueryResults, StopQueryExecution,
-  ListQueryExecutions, BatchGetQueryExecution (JSON over HTTP, as boto3 sends it). The query
-  states QUEUED → RUNNING → SUCCEEDED | FAILED | CANCELLED; a SELECT's results page with the
-  header as their first row; DDL results are plain text.
+  ListQueryExecutions, BatchGetQueryExecution (JSON over HTTP, as boto3 sends it), and the
+  metadata calls of AwsDataCatalog (ListDatabases, GetDatabase, GetTableMetadata,
+  ListTableMetadata) answered from Glue with the caller's key, as BI drivers (PyAthena) use
+  them. The query states QUEUED → RUNNING → SUCCEEDED | FAILED | CANCELLED; a SELECT's results
+  page with the header as their first row; DDL results are plain text.
 - Workgroups (read from moto, where the stack's definition was created): a DISABLED or missing
   workgroup is refused; with EnforceWorkGroupConfiguration the workgroup's OutputLocation
   overrides the client's, and a CTAS writes its table under `<OutputLocation>tables/<query-id>/`
@@ -342,6 +344,59 @@ class AthenaEngine:
             result["NextToken"] = str(start + size)
         return result
 
+    # ---- the data catalog: Athena's metadata API answers from Glue (AwsDataCatalog)
+
+    def _op_ListDatabases(self, params: dict[str, Any], access_key: str) -> dict[str, Any]:
+        self._data_catalog(params)
+        glue = self.client("glue", access_key)
+        databases = [
+            {"Name": db["Name"], "Description": db.get("Description", "")}
+            for page in glue.get_paginator("get_databases").paginate()
+            for db in page["DatabaseList"]
+        ]
+        return {"DatabaseList": databases}
+
+    def _op_GetDatabase(self, params: dict[str, Any], access_key: str) -> dict[str, Any]:
+        self._data_catalog(params)
+        try:
+            db = self.client("glue", access_key).get_database(Name=params["DatabaseName"])
+        except ClientError as error:
+            raise _metadata_error(error) from error
+        return {"Database": {"Name": db["Database"]["Name"]}}
+
+    def _op_GetTableMetadata(self, params: dict[str, Any], access_key: str) -> dict[str, Any]:
+        self._data_catalog(params)
+        glue = self.client("glue", access_key)
+        try:
+            table = glue.get_table(DatabaseName=params["DatabaseName"], Name=params["TableName"])
+        except ClientError as error:
+            raise _metadata_error(error) from error
+        return {"TableMetadata": _table_metadata(table["Table"])}
+
+    def _op_ListTableMetadata(self, params: dict[str, Any], access_key: str) -> dict[str, Any]:
+        self._data_catalog(params)
+        glue = self.client("glue", access_key)
+        expression = params.get("Expression")
+        try:
+            tables = [
+                _table_metadata(table)
+                for page in glue.get_paginator("get_tables").paginate(
+                    DatabaseName=params["DatabaseName"]
+                )
+                for table in page["TableList"]
+                if not expression or re.fullmatch(expression, table["Name"])
+            ]
+        except ClientError as error:
+            raise _metadata_error(error) from error
+        return {"TableMetadataList": tables}
+
+    @staticmethod
+    def _data_catalog(params: dict[str, Any]) -> None:
+        if (params.get("CatalogName") or "AwsDataCatalog").lower() != "awsdatacatalog":
+            raise AthenaClientError(
+                "MetadataException", f"Catalog {params['CatalogName']} was not found."
+            )
+
     # ---- test controls
 
     def hold(self, match: str, name: str) -> None:
@@ -641,6 +696,51 @@ class AthenaEngine:
                 "EffectiveEngineVersion": ENGINE_VERSION,
             },
         }
+
+
+def _metadata_error(error: ClientError) -> AthenaClientError:
+    """Glue's error as Athena's metadata API reports it (a MetadataException naming Glue's code,
+    which is what clients such as PyAthena look for)."""
+    code = error.response.get("Error", {}).get("Code", "InternalServiceException")
+    message = error.response.get("Error", {}).get("Message", str(error))
+    return AthenaClientError(
+        "MetadataException",
+        f"{message} (Service: AmazonDataCatalog; Status Code: 400; Error Code: {code})",
+    )
+
+
+def _table_metadata(table: dict[str, Any]) -> dict[str, Any]:
+    """A Glue table as Athena's TableMetadata: columns, partition keys, and the table's
+    parameters with its storage (location, formats, SerDe) folded in, as Athena lists them."""
+    storage = table.get("StorageDescriptor") or {}
+    serde = storage.get("SerdeInfo") or {}
+    parameters = dict(table.get("Parameters") or {})
+    for key, value in (
+        ("location", storage.get("Location")),
+        ("inputformat", storage.get("InputFormat")),
+        ("outputformat", storage.get("OutputFormat")),
+        ("serde.serialization.lib", serde.get("SerializationLibrary")),
+    ):
+        if value:
+            parameters.setdefault(key, value)
+    for key, value in (serde.get("Parameters") or {}).items():
+        parameters.setdefault(f"serde.param.{key}", value)
+
+    def columns(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [
+            {"Name": c["Name"], "Type": c.get("Type", ""), "Comment": c.get("Comment", "")}
+            for c in items
+        ]
+
+    created = table.get("CreateTime")
+    return {
+        "Name": table["Name"],
+        "CreateTime": created.timestamp() if isinstance(created, dt.datetime) else created,
+        "TableType": table.get("TableType", "EXTERNAL_TABLE"),
+        "Columns": columns(storage.get("Columns") or []),
+        "PartitionKeys": columns(table.get("PartitionKeys") or []),
+        "Parameters": parameters,
+    }
 
 
 def _properties(text: str) -> dict[str, str]:
