@@ -20,9 +20,7 @@ from sqlglot.optimizer.annotate_types import annotate_types
 from sqlglot.optimizer.pushdown_predicates import pushdown_predicates
 from sqlglot.optimizer.qualify import qualify
 
-from tests.support.dbt import REPO
-
-TRINO_FUNCTIONS = REPO.parent / "shared" / "trino_functions.txt"
+TRINO_FUNCTIONS = Path(__file__).with_name("trino_functions.txt")
 
 # Schema for sqlglot's qualifier: catalog -> database -> table -> column -> type.
 Schema = Mapping[str, Mapping[str, Mapping[str, Mapping[str, str]]]]
