@@ -46,6 +46,9 @@ CONTRACT_TYPES = {
     "creative_id": "BIGINT",
     "ad_duration": "DOUBLE",
     "sales_type": "VARCHAR",
+    "event_type": "VARCHAR",
+    "placement_id": "BIGINT",
+    "ad_unit_id": "BIGINT",
     "user_agent": "VARCHAR",
     "custom_visitor_field": "VARCHAR",
 }
