@@ -19,7 +19,7 @@ SAMPLE_DIR := $(DEMO_DIR)/sample
 REPORT_HTML := $(DEMO_DIR)/report.html
 DBT := $(BIN)/dbt --no-use-colors
 
-.PHONY: help install bi-install demo bi test bi-test bi-test-trino lint format contract athena-check bench image clean
+.PHONY: help install bi-install demo bi test bi-test bi-test-trino lint format contract athena-check athena-e2e bench image clean
 
 help:
 	@echo "make demo          sample logs -> ingest -> dbt build -> capacity summary + report.html (local, DuckDB)"
@@ -28,6 +28,8 @@ help:
 	@echo "make bi-test       the browser tests: Superset dashboard and HTML report in headless Chromium"
 	@echo "make bi-test-trino the Superset bundle over Trino (Athena's engine): needs B2P_TRINO_HOST/PORT/CATALOG/SCHEMA"
 	@echo "make athena-check  compile the dbt project for Athena offline and check it (part of make test)"
+	@echo "make athena-e2e    run the deployed pipeline on Athena's engine (Trino) offline (part of make test)"
+	@echo "                   [SOURCE=<v4 logs> DIMENSIONS=<dimensions folder> EXPORT=<folder for marts>]"
 	@echo "make bench         ingest and dbt benchmarks (prints figures; not part of make test)"
 	@echo "make contract      rewrite the files derived from the log contract (ingest/logs/contract.py)"
 	@echo "make image         build the ingest/dbt container image (needs a docker engine)"
@@ -82,19 +84,29 @@ format: $(STAMP)
 contract: $(STAMP)
 	$(BIN)/python -m ingest.logs.contract_files
 
+# Trino (Athena engine v3's engine) needs Java 24+; Temurin 25 where the machine has it.
+TRINO_JAVA_HOME ?= $(firstword $(wildcard /usr/lib/jvm/temurin-25-jdk-amd64) $(JAVA_HOME))
+
 test: lint
-	$(BIN)/pytest -q -m "not browser and not trino"
+	$(BIN)/pytest -q -m "not browser and not trino" --ignore=tests/athena_e2e
+	$(MAKE) --no-print-directory athena-e2e
+
+athena-e2e: $(STAMP) profiles.yml
+	@start=$$(date +%s); \
+	JAVA_HOME="$(TRINO_JAVA_HOME)" B2P_E2E_SOURCE="$(SOURCE)" B2P_E2E_DIMENSIONS="$(DIMENSIONS)" \
+		B2P_E2E_EXPORT="$(EXPORT)" $(BIN)/pytest -q tests/athena_e2e; status=$$?; \
+	echo "athena-e2e: $$(( $$(date +%s) - start )) s wall time (Trino 476)"; exit $$status
 
 # Needs Debian's chromium (/usr/bin/chromium; .ci/run installs it). Screenshots: tests/bi/screenshots/.
 bi-test: $(STAMP) $(BI_STAMP)
 	@test -x /usr/bin/chromium || { echo "bi-test needs Debian's chromium: apt-get install -y chromium"; exit 1; }
-	$(BIN)/pytest -q -m browser
+	$(BIN)/pytest -q -m browser --ignore=tests/athena_e2e
 
 # The same dashboard over Athena's engine: Trino at $B2P_TRINO_HOST:$B2P_TRINO_PORT, with the
 # marts in $B2P_TRINO_CATALOG.$B2P_TRINO_SCHEMA built from the sample the test generates
 # (the offline Athena harness provides one; bi/README.md).
 bi-test-trino: $(STAMP) $(BI_STAMP)
-	$(BIN)/pytest -q -m trino
+	$(BIN)/pytest -q -m trino --ignore=tests/athena_e2e
 
 athena-check: $(STAMP)
 	$(BIN)/pytest -q tests/athena

@@ -26,6 +26,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "ingest": ("ingest.logs.command", "copy v4 log files into the partitioned Parquet lake"),
     "dimensions": ("ingest.names.command", "fetch site/site section/series names from the API"),
     "report": ("ingest.report", "print the capacity summary from the local warehouse"),
+    "backfill": ("ingest.backfill", "build history on Athena in bounded chunks of days"),
 }
 
 

@@ -7,7 +7,7 @@
 
 {# One row per event_date x event_hour with at least one slot of `slot_type`. #}
 {% macro capacity_by_hour_mart(slot_type) %}
-{%- set window_start = bones2peaches.incremental_window_start() if is_incremental() else none %}
+{%- set window = bones2peaches.incremental_window() %}
 
 with
 
@@ -15,7 +15,7 @@ slots as (
 
     select * from {{ ref('stg_freewheel__slots') }}
     where slot_type = '{{ slot_type }}'
-        and {{ bones2peaches.event_date_at_or_after('event_date', window_start) }}
+        and {{ bones2peaches.event_date_in_window('event_date', window) }}
 
 ),
 
@@ -43,14 +43,14 @@ select * from hourly
     gives it and its name follow the member's name: BI tools drill down from parent to member.
 #}
 {% macro capacity_by_dimension_mart(dimension_model, id_column, name_column, label, parent=none) %}
-{%- set window_start = bones2peaches.incremental_window_start() if is_incremental() else none %}
+{%- set window = bones2peaches.incremental_window() %}
 
 with
 
 slots as (
 
     select * from {{ ref('stg_freewheel__slots') }}
-    where {{ bones2peaches.event_date_at_or_after('event_date', window_start) }}
+    where {{ bones2peaches.event_date_in_window('event_date', window) }}
 
 ),
 

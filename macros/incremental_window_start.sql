@@ -1,4 +1,52 @@
 {#
+    The days a run rebuilds: {'start': 'YYYY-MM-DD', 'end': 'YYYY-MM-DD' or none}, end exclusive,
+    or none for "everything" (a first build or --full-refresh without window vars).
+    - With `--vars '{window_start: A, window_end: B}'` (window_end optional) the run rebuilds
+      exactly [A, B), whether or not the table exists yet and with or without --full-refresh:
+      a backfill (`b2p backfill`) walks history in such bounded chunks, each under the
+      workgroup's bytes cutoff and Athena's 100 partitions per statement.
+    - Otherwise an incremental run rebuilds from incremental_window_start() on, with no end.
+#}
+{% macro incremental_window() %}
+    {% set requested_end = var('window_end', none) %}
+    {% if var('window_start', none) is not none %}
+        {% set start = bones2peaches.valid_window_start(var('window_start')) %}
+        {% set end = none if requested_end is none else bones2peaches.valid_window_start(requested_end, 'window_end') %}
+        {% if end is not none and end <= start %}
+            {{ exceptions.raise_compiler_error(
+                "var window_end (" ~ end ~ ") must be after window_start (" ~ start ~ "): the window is [window_start, window_end)") }}
+        {% endif %}
+        {{ return({'start': start, 'end': end}) }}
+    {% endif %}
+    {% if requested_end is not none %}
+        {{ exceptions.raise_compiler_error("var window_end needs window_start as well") }}
+    {% endif %}
+    {% if not bones2peaches.rebuilds_a_window() %}
+        {{ return(none) }}
+    {% endif %}
+    {% set start = bones2peaches.incremental_window_start() %}
+    {{ return(none if start is none else {'start': start, 'end': none}) }}
+{% endmacro %}
+
+{# Whether this run adds to an existing table (dbt's incremental, or Athena's day_partitions). #}
+{% macro rebuilds_a_window() %}
+    {% if is_incremental() %}
+        {{ return(true) }}
+    {% endif %}
+    {% if not execute or model.config.materialized != 'day_partitions' or should_full_refresh() %}
+        {{ return(false) }}
+    {% endif %}
+    {% set relation = load_relation(this) %}
+    {{ return(relation is not none and not relation.is_view) }}
+{% endmacro %}
+
+{# 'YYYY-MM-DD' `days` after the date text `day` (negative: before), computed at compile time. #}
+{% macro shift_day(day, days) %}
+    {% if day is none %}{{ return(none) }}{% endif %}
+    {{ return((modules.datetime.date.fromisoformat(day) + modules.datetime.timedelta(days=days)).isoformat()) }}
+{% endmacro %}
+
+{#
     First event_date an incremental run rebuilds, as a 'YYYY-MM-DD' string (inlined later as a
     date literal):
     - the var window_start when set (`--vars '{window_start: 2026-11-02}'`): a scheduler that knows
@@ -41,7 +89,7 @@
 
 {# The window_start var as 'YYYY-MM-DD', or a compiler error. YAML reads an unquoted 2026-11-02
    as a date, hence the string conversion first. #}
-{% macro valid_window_start(requested) %}
+{% macro valid_window_start(requested, name='window_start') %}
     {% set text = requested | string | trim %}
     {% set parts = modules.re.fullmatch('([0-9]{4})-([0-9]{2})-([0-9]{2})', text) %}
     {% set year = parts.group(1) | int if parts else 0 %}
@@ -50,7 +98,7 @@
     {% if not parts or month < 1 or month > 12 or day < 1
         or day > bones2peaches.days_in_month(year, month) %}
         {{ exceptions.raise_compiler_error(
-            "var window_start must be a date as YYYY-MM-DD (e.g. --vars '{window_start: 2026-11-02}'), got '"
+            "var " ~ name ~ " must be a date as YYYY-MM-DD (e.g. --vars '{" ~ name ~ ": 2026-11-02}'), got '"
             ~ text ~ "'"
         ) }}
     {% endif %}

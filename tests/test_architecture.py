@@ -34,6 +34,7 @@ ALLOWED: dict[str, set[str]] = {
     },
     "ingest.report": {"ingest.errors", "ingest.report_html"},
     "ingest.report_html": {"ingest.errors"},
+    "ingest.backfill": {"ingest.errors", "ingest.storage"},
     # the subcommands are imported by name (a string), only the one invoked
     "ingest.cli": {"ingest.errors", "ingest.structured_logging"},
     "ingest": set(),

@@ -104,10 +104,17 @@ class S3Storage:
         return f"s3://{self.bucket}/{self.object_key(key)}"
 
     def list(self, prefix: str = "") -> Iterator[ObjectInfo]:
-        """Objects at `prefix` or below it, like a folder: 'a/b' matches 'a/b' and 'a/b/…' only."""
+        """Objects at `prefix` or below it, like a folder: 'a/b' matches 'a/b' and 'a/b/…' only.
+
+        A prefix ending in '/' is listed as exactly that (the folder's contents): a role whose
+        s3:ListBucket is limited to `s3:prefix` `a/b/*`, as the stack's roles are, may list
+        'a/b/' but not 'a/b'.
+        """
         wanted = prefix.strip("/")
+        folder = prefix.endswith("/") and bool(wanted)
+        listed = self.object_key(wanted) + ("/" if folder else "")
         paginator = self.client.get_paginator("list_objects_v2")
-        pages = paginator.paginate(Bucket=self.bucket, Prefix=self.object_key(wanted))
+        pages = paginator.paginate(Bucket=self.bucket, Prefix=listed)
         for page in pages:
             for item in page.get("Contents", []):
                 key = item["Key"][len(self.prefix) :]

@@ -15,3 +15,8 @@
 {% macro athena__date_add_days(date_expression, days) -%}
     date_add('day', {{ days }}, {{ date_expression }})
 {%- endmacro %}
+
+{# Trino (the trino target): as Athena's engine #}
+{% macro trino__date_add_days(date_expression, days) -%}
+    date_add('day', {{ days }}, {{ date_expression }})
+{%- endmacro %}

@@ -23,3 +23,23 @@
         {{ column }} >= date '{{ start_date }}'
     {%- endif -%}
 {%- endmacro %}
+
+
+{#
+    The window's filter on a partition column: `column` in [start, end), both literals (end
+    none: no upper bound; window none: no filter). `start_shift`/`end_shift` move the bounds by
+    whole days (the slots model reads ads one day past the end; the orphan check reads slots one
+    day before the start).
+#}
+{% macro event_date_in_window(column, window, start_shift=0, end_shift=0) %}
+    {%- if window is none -%}
+        {{ return('1 = 1') }}
+    {%- endif -%}
+    {%- set start = bones2peaches.shift_day(window['start'], start_shift) -%}
+    {%- set end = bones2peaches.shift_day(window['end'], end_shift) -%}
+    {%- set lower = bones2peaches.event_date_at_or_after(column, start) -%}
+    {%- if end is none -%}
+        {{ return(lower) }}
+    {%- endif -%}
+    {{ return(lower ~ " and " ~ column ~ " < date '" ~ end ~ "'") }}
+{% endmacro %}

@@ -31,17 +31,26 @@
     {{ return(bones2peaches.default__incremental_by_day_config()) }}
 {% endmacro %}
 
-{# Athena has no DELETE on Hive tables: insert_overwrite drops the S3 data of every event_date
-   partition present in the new batch, then inserts it (DECISIONLOG.md: why Hive, not Iceberg);
-   the pre-hook has already dropped every partition of the window. #}
+{# Athena: Hive Parquet tables partitioned by event_date, replaced a day at a time by the
+   day_partitions materialization (macros/athena/day_partitions.sql): new days under new
+   prefixes, then each Glue partition repointed, so readers never see a day missing or doubled
+   and a failed run leaves the previous data (DECISIONLOG.md: why Hive, not Iceberg). #}
 {% macro athena__incremental_by_day_config() %}
     {{ return({
+        'materialized': 'day_partitions',
+        'on_schema_change': 'fail',
+    }) }}
+{% endmacro %}
+
+{# Trino, Starburst, EMR (the trino target, dbt-trino) on a Hive catalog: Parquet partitioned by
+   event_date; the pre-hook deletes the window's whole partitions (Trino's Hive connector
+   deletes whole partitions of non-transactional tables), then the batch is appended. Unlike
+   Athena's day_partitions, readers can see the window's days missing during a run. #}
+{% macro trino__incremental_by_day_config() %}
+    {{ return({
         'materialized': 'incremental',
-        'incremental_strategy': 'insert_overwrite',
-        'table_type': 'hive',
-        'format': 'parquet',
-        'write_compression': 'zstd',
-        'partitioned_by': ['event_date'],
+        'incremental_strategy': 'append',
+        'properties': {'format': "'PARQUET'", 'partitioned_by': "ARRAY['event_date']"},
         'on_schema_change': 'fail',
         'pre_hook': [bones2peaches.clear_incremental_window_hook()],
     }) }}

@@ -7,6 +7,9 @@
 {% test totals_match_slots(model, slots, slot_type=none, tolerance=0.001) %}
 
 {%- set metrics = bones2peaches.capacity_metric_names() | reject('equalto', 'sell_through_rate') | list %}
+{#- a scheduled run compares the days it rebuilt (test_window.sql): stg_freewheel__slots's
+    window, which every mart's window contains -#}
+{%- set window = bones2peaches.tested_window(slots) %}
 
 with
 
@@ -20,6 +23,7 @@ mart_totals as (
         {%- endfor %}
 
     from {{ model }}
+    where {{ bones2peaches.event_date_in_window('event_date', window) }}
     group by 1, 2
 
 ),
@@ -34,8 +38,9 @@ slot_totals as (
         {%- endfor %}
 
     from {{ slots }}
+    where {{ bones2peaches.event_date_in_window('event_date', window) }}
     {% if slot_type -%}
-    where slot_type = '{{ slot_type }}'
+        and slot_type = '{{ slot_type }}'
     {% endif -%}
     group by 1, 2
 

@@ -1,6 +1,6 @@
 {{ config(**bones2peaches.incremental_by_day_config()) }}
 
-{%- set window_start = bones2peaches.incremental_window_start() if is_incremental() else none %}
+{%- set window = bones2peaches.incremental_window() %}
 
 -- What each source delivered per hour: files and rows as they are in the lake (duplicates
 -- included: this is delivered volume, not distinct events). Incremental by day like the marts;
@@ -10,7 +10,7 @@ with
 lake_rows as (
 
     select * from {{ ref('stg_freewheel__v4_event_lineage') }}
-    where {{ bones2peaches.event_date_at_or_after('event_date', window_start) }}
+    where {{ bones2peaches.event_date_in_window('event_date', window) }}
 
 ),
 

@@ -1,38 +1,31 @@
 {{ config(**bones2peaches.incremental_by_day_config()) }}
 
-{%- set window_start = bones2peaches.incremental_window_start() if is_incremental() else none %}
-{#- Slots start before their ads: a slot at 23:59 can have its ads after midnight, so the slots
-    are read from the day before the window. A literal date, computed here, keeps the filter
-    prunable on Athena. -#}
-{%- set slots_start = none if window_start is none else (
-    modules.datetime.date.fromisoformat(window_start) - modules.datetime.timedelta(days=1)
-).isoformat() %}
+{%- set window = bones2peaches.incremental_window() %}
 
 -- Incremental by day like the marts: an ad of the rebuilt window is an orphan when no
--- slotImpression of its slot exists in the window or the day before it. A slotImpression
--- arriving later than lookback_days turns its orphans back only on --full-refresh
--- (DECISIONLOG.md).
+-- slotImpression of its slot exists in the window or the day before it (slots start before
+-- their ads: a slot at 23:59 can have its ads after midnight). One read of the window and the
+-- day before, as in stg_freewheel__slots (Trino does not materialise a CTE read twice). A
+-- slotImpression arriving later than lookback_days turns its orphans back only on
+-- --full-refresh (DECISIONLOG.md).
 with
 
-slots as (
+events as (
 
-    select distinct
-        transaction_id,
-        slot_id
-
-    from {{ ref('stg_freewheel__v4_events') }}
-    where
-        event_name = 'slotimpression'
-        and {{ bones2peaches.event_date_at_or_after('event_date', slots_start) }}
+    select * from {{ ref('stg_freewheel__v4_events') }}
+    where event_name in ('slotimpression', 'defaultimpression')
+        and {{ bones2peaches.event_date_in_window('event_date', window, start_shift=-1) }}
 
 ),
 
 ads as (
 
-    select * from {{ ref('stg_freewheel__v4_events') }}
-    where
-        event_name = 'defaultimpression'
-        and {{ bones2peaches.event_date_at_or_after('event_date', window_start) }}
+    select
+        *,
+        max(case when event_name = 'slotimpression' then 1 else 0 end)
+            over (partition by transaction_id, slot_id) as has_slot_impression
+
+    from events
 
 ),
 
@@ -63,10 +56,9 @@ orphan_ads as (
         ads.event_date
 
     from ads
-    left join slots
-        on ads.transaction_id = slots.transaction_id
-        and ads.slot_id = slots.slot_id
-    where slots.transaction_id is null
+    where ads.event_name = 'defaultimpression'
+        and ads.has_slot_impression = 0
+        and {{ bones2peaches.event_date_in_window('ads.event_date', window) }}
 
 )
 

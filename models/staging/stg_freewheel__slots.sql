@@ -1,17 +1,20 @@
 {{ config(**bones2peaches.incremental_by_day_config()) }}
 
-{%- set window_start = bones2peaches.incremental_window_start() if is_incremental() else none %}
+{%- set window = bones2peaches.incremental_window() %}
 
 with
 
--- An ad is never logged before its slot: the same window on slots and ads keeps the late ads of
--- every slot in the window, whatever hour, file or day they were logged in. The window starts one
--- day before the days late data can reach (incremental_window_start), so a slot of 23:59 whose
--- ad is logged after midnight of the first late day is rebuilt with it.
+-- One read of the window: Trino (Athena) does not materialise a CTE that is referenced twice, so
+-- slots and ads come from the same scan and meet in one window partition per slot. An ad is
+-- never logged before its slot: the same window start on slots and ads keeps the late ads of
+-- every slot in the window (the start is one day before the days late data can reach, see
+-- incremental_window_start); ads are read one day past a bounded window's end, for the slots of
+-- its last evening, and only the window's slots are kept.
 events as (
 
     select * from {{ ref('stg_freewheel__v4_events') }}
-    where {{ bones2peaches.event_date_at_or_after('event_date', window_start) }}
+    where event_name in ('slotimpression', 'defaultimpression')
+        and {{ bones2peaches.event_date_in_window('event_date', window, end_shift=1) }}
 
 ),
 
@@ -36,15 +39,43 @@ house_placements as (
 
 ),
 
--- A slot logged more than once with different values keeps its earliest slotImpression; the
--- other columns only break ties so that every run picks the same row.
-ranked_slot_impressions as (
+-- sales_type comes as delivered: compare it upper-cased and trimmed, empty as missing; a missing
+-- sales type is not monetized either, and an ad on a house placement never is, whatever its
+-- sales type (house and promo ads are booked as direct sales)
+classified_events as (
+
+    select
+        events.*,
+        case when events.event_name = 'defaultimpression' then 1 else 0 end as is_ad,
+        case
+            when events.event_name = 'defaultimpression'
+                and nullif(upper(trim(events.sales_type)), '') is not null
+                and not_monetized_sales_types.sales_type is null
+                and house_placements.placement_id is null
+                then 1
+            else 0
+        end as is_monetized
+
+    from events
+    left join not_monetized_sales_types
+        on nullif(upper(trim(events.sales_type)), '')
+            = upper(trim(not_monetized_sales_types.sales_type))
+    left join house_placements
+        on events.placement_id = house_placements.placement_id
+
+),
+
+-- Per slot, over all its events: its ads' totals, and the rank of each slotImpression. A slot
+-- logged more than once with different values keeps its earliest slotImpression; the other
+-- columns only break ties so that every run picks the same row.
+events_per_slot as (
 
     select
         *,
         row_number() over (
             partition by transaction_id, slot_id
             order by
+                is_ad,
                 event_time,
                 max_slot_duration desc nulls last,
                 time_position_class nulls last,
@@ -53,70 +84,30 @@ ranked_slot_impressions as (
                 series_id nulls last,
                 video_asset_id nulls last,
                 network_id nulls last
-        ) as impression_rank
+        ) as impression_rank,
+        sum(is_ad) over (partition by transaction_id, slot_id) as ad_impressions,
+        sum(is_monetized) over (partition by transaction_id, slot_id) as monetized_impressions,
+        coalesce(
+            sum(case when is_ad = 1 then ad_duration end)
+                over (partition by transaction_id, slot_id),
+            0
+        ) as delivered_seconds,
+        coalesce(
+            sum(case when is_monetized = 1 then ad_duration end)
+                over (partition by transaction_id, slot_id),
+            0
+        ) as monetized_ad_seconds
 
-    from events
-    where event_name = 'slotimpression'
+    from classified_events
 
 ),
 
 slots as (
 
-    select * from ranked_slot_impressions
+    select * from events_per_slot
     where impression_rank = 1
-
-),
-
-ads as (
-
-    select
-        transaction_id,
-        slot_id,
-        ad_duration,
-        placement_id,
-        -- sales_type comes as delivered: compare it upper-cased and trimmed, empty as missing
-        nullif(upper(trim(sales_type)), '') as sales_type
-
-    from events
-    where event_name = 'defaultimpression'
-
-),
-
--- a missing sales type is not monetized either; an ad on a house placement never is, whatever
--- its sales type (house and promo ads are booked as direct sales)
-ads_classified as (
-
-    select
-        ads.transaction_id,
-        ads.slot_id,
-        ads.ad_duration,
-        case
-            when house_placements.placement_id is not null then 0
-            when ads.sales_type is not null and not_monetized_sales_types.sales_type is null
-                then 1
-            else 0
-        end as is_monetized
-
-    from ads
-    left join not_monetized_sales_types
-        on ads.sales_type = upper(trim(not_monetized_sales_types.sales_type))
-    left join house_placements
-        on ads.placement_id = house_placements.placement_id
-
-),
-
-ads_per_slot as (
-
-    select
-        transaction_id,
-        slot_id,
-        count(*) as ad_impressions,
-        sum(is_monetized) as monetized_impressions,
-        coalesce(sum(ad_duration), 0) as delivered_seconds,
-        coalesce(sum(case when is_monetized = 1 then ad_duration end), 0) as monetized_ad_seconds
-
-    from ads_classified
-    group by transaction_id, slot_id
+        and is_ad = 0
+        and {{ bones2peaches.event_date_in_window('event_date', window) }}
 
 ),
 
@@ -125,16 +116,9 @@ slots_with_ads as (
 
     select
         slots.*,
-        coalesce(slot_type_map.slot_type, 'other') as slot_type,
-        cast(coalesce(ads_per_slot.ad_impressions, 0) as bigint) as ad_impressions,
-        cast(coalesce(ads_per_slot.monetized_impressions, 0) as bigint) as monetized_impressions,
-        coalesce(ads_per_slot.delivered_seconds, 0) as delivered_seconds,
-        coalesce(ads_per_slot.monetized_ad_seconds, 0) as monetized_ad_seconds
+        coalesce(slot_type_map.slot_type, 'other') as slot_type
 
     from slots
-    left join ads_per_slot
-        on slots.transaction_id = ads_per_slot.transaction_id
-        and slots.slot_id = ads_per_slot.slot_id
     -- the seed is edited by hand: compare its classes upper-cased and trimmed, as the events'
     left join slot_type_map
         on slots.time_position_class = upper(trim(slot_type_map.time_position_class))
@@ -174,8 +158,8 @@ final as (
 
         ----------  metrics (models/docs.md)
         cast(1 as bigint) as slot_impressions,
-        ad_impressions,
-        monetized_impressions,
+        cast(ad_impressions as bigint) as ad_impressions,
+        cast(monetized_impressions as bigint) as monetized_impressions,
         capacity_seconds,
         cast(delivered_seconds as double) as delivered_seconds,
         cast(least(monetized_ad_seconds, capacity_seconds) as double) as monetized_seconds,

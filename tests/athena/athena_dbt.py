@@ -93,7 +93,7 @@ def incremental_models(manifest: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {
         name: node
         for name, node in models(manifest).items()
-        if node["config"]["materialized"] == "incremental"
+        if node["config"]["materialized"] in ("incremental", "day_partitions")
     }
 
 

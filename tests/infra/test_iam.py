@@ -21,6 +21,7 @@ WILDCARD_RESOURCE_ALLOWED = {
     ("DataKey", "LogsEncryptLogGroups"): "a key policy's resource is always '*'",
     ("DataKey", "AlarmsPublishToEncryptedTopic"): "a key policy's resource is always '*'",
     ("TaskExecutionRole", "GetRegistryToken"): "ecr:GetAuthorizationToken has no resource ARN",
+    ("DbtTaskRole", "LakeFormationDataAccess"): "lakeformation:GetDataAccess has no resource ARN",
 }
 
 S3_WRITE_ACTIONS = {"s3:PutObject", "s3:DeleteObject", "s3:AbortMultipartUpload"}
@@ -142,7 +143,7 @@ def test_roles_are_assumable_only_by_their_service(statements: list[Statement]) 
         ("PlannerRole", []),
         ("WorkerRole", [lake("v4_events/*"), lake("_ingest/*")]),
         ("DimensionsTaskRole", [lake("dimensions/*")]),
-        ("DbtTaskRole", [lake("dbt/*"), {"Fn::Sub": "${AthenaResultsBucket.Arn}/*"}]),
+        ("DbtTaskRole", [lake("dbt/*"), {"Fn::Sub": "${AthenaResultsBucket.Arn}/dbt/*"}]),
         ("TaskExecutionRole", []),
         ("ScheduleRunTaskRole", []),
     ],
@@ -194,7 +195,7 @@ def test_dbt_runs_queries_only_in_the_stack_s_workgroup(statements: list[Stateme
     assert queries[0].resources == [
         {
             "Fn::Sub": "arn:${AWS::Partition}:athena:${AWS::Region}:${AWS::AccountId}"
-            ":workgroup/${AthenaWorkGroup}"
+            ":workgroup/${DbtWorkGroup}"
         }
     ]
 

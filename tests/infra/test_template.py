@@ -5,6 +5,7 @@ back from the template."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -172,6 +173,33 @@ def test_workgroup_enforces_encrypted_results_engine_3_and_a_scan_cutoff(
     }
 
 
+def test_dbt_workgroup_keeps_a_scan_cutoff_without_overriding_table_locations(
+    template: dict[str, Any],
+) -> None:
+    """An enforced OutputLocation makes Athena put every CTAS under the results bucket
+    (tables/<query-id>/, which expires) and dbt-athena drop external_location; dbt's workgroup
+    must leave the location to dbt (s3_data_dir, the lake's dbt/ prefix) and keep the cutoff.
+    tests/athena_e2e checks where the tables really land."""
+    config = props(template, "DbtWorkGroup")["WorkGroupConfiguration"]
+    assert config["EnforceWorkGroupConfiguration"] is False
+    assert config["EngineVersion"] == {"SelectedEngineVersion": "Athena engine version 3"}
+    assert config["BytesScannedCutoffPerQuery"] == {"Ref": "BytesScannedCutoffPerQuery"}
+    assert config["ResultConfiguration"]["OutputLocation"] == {
+        "Fn::Sub": "s3://${AthenaResultsBucket}/dbt/"
+    }
+
+
+def test_no_lifecycle_rule_expires_the_dbt_tables(template: dict[str, Any]) -> None:
+    """dbt writes its tables under the lake's dbt/ (B2P_ATHENA_S3_DATA_DIR); no rule of that
+    bucket may expire current objects there (noncurrent versions may expire)."""
+    env = {e["Name"]: e["Value"] for e in container(template, "DbtTaskDefinition")["Environment"]}
+    assert env["B2P_ATHENA_S3_DATA_DIR"] == {"Fn::Sub": "s3://${LakeBucket}/dbt/"}
+    for rule in props(template, "LakeBucket")["LifecycleConfiguration"]["Rules"]:
+        prefix = rule.get("Prefix", "")
+        if "ExpirationInDays" in rule or "ExpirationDate" in rule:
+            assert prefix and not "dbt/".startswith(prefix), rule["Id"]
+
+
 # ---- ingest fan-out
 
 
@@ -219,6 +247,7 @@ def test_dbt_task_builds_on_athena_with_the_stack_s_settings(template: dict[str,
     assert [*dbt["EntryPoint"], *dbt["Command"]] == [
         "/bin/sh",
         "/app/scheduled_dbt.sh",
+        "build",
         "--target",
         "athena",
     ]
@@ -228,12 +257,12 @@ def test_dbt_task_builds_on_athena_with_the_stack_s_settings(template: dict[str,
     env = {e["Name"]: e["Value"] for e in dbt["Environment"]}
     assert env == {
         "B2P_ATHENA_REGION": {"Ref": "AWS::Region"},
-        "B2P_ATHENA_S3_STAGING_DIR": {"Fn::Sub": "s3://${AthenaResultsBucket}/"},
+        "B2P_ATHENA_S3_STAGING_DIR": {"Fn::Sub": "s3://${AthenaResultsBucket}/dbt/"},
         "B2P_ATHENA_S3_DATA_DIR": {"Fn::Sub": "s3://${LakeBucket}/dbt/"},
         "B2P_ATHENA_CATALOG": "awsdatacatalog",
         "B2P_ATHENA_SCHEMA": {"Ref": "GlueDatabase"},
         "B2P_LAKE_GLUE_DATABASE": {"Ref": "GlueDatabase"},
-        "B2P_ATHENA_WORKGROUP": {"Ref": "AthenaWorkGroup"},
+        "B2P_ATHENA_WORKGROUP": {"Ref": "DbtWorkGroup"},
     }
     assert props(template, "DbtTaskDefinition")["TaskRoleArn"] == {
         "Fn::GetAtt": ["DbtTaskRole", "Arn"]
@@ -244,19 +273,24 @@ def run_dbt_task_script(tmp_path: Path, freshness: int, build: int) -> tuple[int
     """infra/scheduled_dbt.sh with the task's arguments, run by /bin/sh with a `dbt` on PATH that
     logs its arguments and exits with the given status per subcommand."""
     fake = tmp_path / "dbt"
-    calls = tmp_path / "calls"
     fake.write_text(
         "#!/bin/sh\n"
-        f'echo "$*" >> {calls}\n'
+        f'echo "$*" >> {tmp_path / "calls"}\n'
         f'if [ "$1" = source ]; then exit {freshness}; fi\n'
         f"exit {build}\n"
     )
     fake.chmod(0o755)
-    arguments = container(load_template(), "DbtTaskDefinition")["Command"]
+    return run_scheduled_dbt(tmp_path, container(load_template(), "DbtTaskDefinition")["Command"])
+
+
+def run_scheduled_dbt(tmp_path: Path, arguments: list[str]) -> tuple[int, list[str]]:
+    """The script with `arguments`, the fake dbt of run_dbt_task_script on PATH."""
+    calls = tmp_path / "calls"
+    calls.unlink(missing_ok=True)
     script = REPO_ROOT / "infra" / "scheduled_dbt.sh"
     env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
     result = subprocess.run(["/bin/sh", str(script), *arguments], env=env, check=False)
-    return result.returncode, calls.read_text().splitlines()
+    return result.returncode, calls.read_text().splitlines() if calls.exists() else []
 
 
 @pytest.mark.parametrize(
@@ -272,6 +306,36 @@ def test_dbt_task_builds_even_when_the_source_is_stale_and_fails_if_either_faile
         "build --exclude-resource-type unit_test --target athena",
     ]
     assert (code != 0) == failed
+
+
+def test_every_data_test_runs_on_every_day_weekly(template: dict[str, Any]) -> None:
+    """Scheduled builds test only the days they rebuilt (test_scope window); a weekly run of the
+    same task tests the whole history."""
+    rule = props(template, "DbtFullTestScheduleRule")
+    assert rule["ScheduleExpression"] == {"Ref": "DbtFullTestSchedule"}
+    (target,) = rule["Targets"]
+    assert target["EcsParameters"]["TaskDefinitionArn"] == {"Ref": "DbtTaskDefinition"}
+    (override,) = json.loads(target["Input"])["containerOverrides"]
+    assert override == {
+        "name": "dbt",
+        "command": ["test", "--vars", "{test_scope: full}", "--target", "athena"],
+    }
+
+
+def test_the_weekly_run_tests_every_day_without_unit_tests(tmp_path: Path) -> None:
+    run_dbt_task_script(tmp_path, 0, 0)  # writes the fake dbt
+    rule = props(load_template(), "DbtFullTestScheduleRule")
+    (override,) = json.loads(rule["Targets"][0]["Input"])["containerOverrides"]
+    code, calls = run_scheduled_dbt(tmp_path, override["command"])
+    assert code == 0
+    assert calls == [
+        "test --exclude-resource-type unit_test --vars {test_scope: full} --target athena"
+    ]
+
+
+def test_the_task_script_refuses_an_unknown_command(tmp_path: Path) -> None:
+    run_dbt_task_script(tmp_path, 0, 0)
+    assert run_scheduled_dbt(tmp_path, ["--target", "athena"])[0] == 2
 
 
 def test_dimensions_task_gets_the_secret_by_arn_never_by_value(template: dict[str, Any]) -> None:

@@ -148,6 +148,21 @@ def test_list_gives_sizes_and_unquoted_etags(storage: S3Storage, direct: Any) ->
     assert list(storage.list("missing")) == []
 
 
+def test_a_folder_prefix_is_listed_with_its_slash(storage: S3Storage, direct: Any) -> None:
+    """A role limited to `s3:prefix` `d/*` may list `d/` but not `d`: a folder listing asks S3
+    for exactly `<prefix>/d/`."""
+    direct.put_object(Bucket=BUCKET, Key=f"{PREFIX}/d/one.csv", Body=b"one")
+    direct.put_object(Bucket=BUCKET, Key=f"{PREFIX}/d", Body=b"a file called d")
+    asked: list[str] = []
+    storage.client.meta.events.register(
+        "provide-client-params.s3.ListObjectsV2",
+        lambda params, **_: asked.append(params["Prefix"]),
+    )
+
+    assert [info.key for info in storage.list("d/")] == ["d/one.csv"]
+    assert asked == [f"{PREFIX}/d/"]
+
+
 # --- reading --------------------------------------------------------------------------------
 
 
