@@ -62,7 +62,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--threads",
         type=_positive,
         metavar="N",
-        default=_threads_from_env(),
+        # a string default goes through `type` when the command runs: a bad value in the
+        # environment is a usage error of `b2p ingest`, not a traceback of every command
+        default=os.environ.get("B2P_INGEST_THREADS", "").strip() or None,
         help="threads parsing and validating each file's blocks, beside the one that reads "
         "and writes it; the output is the same for any number (default: $B2P_INGEST_THREADS, "
         f"or the cores divided by --workers, 1 to {MAX_DEFAULT_THREADS})",
@@ -109,11 +111,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="physical lines one record may take through quoted line breaks "
         f"(default {DEFAULT_MAX_RECORD_LINES})",
     )
-
-
-def _threads_from_env() -> int | None:
-    text = os.environ.get("B2P_INGEST_THREADS", "").strip()
-    return _positive(text) if text else None
 
 
 def _positive(text: str) -> int:

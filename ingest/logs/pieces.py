@@ -20,7 +20,7 @@ A physical line longer than `max_record_bytes` never reaches a piece: the cutter
 streaming past it to its line end, keeping only its start for the reject, once every piece
 before it is parsed (`may_skip`), since a record still open before it must end there.
 
-Pieces are decompressed into buffers the cutter reuses (`release`): a fresh 8 MB `bytes` per
+Pieces are decompressed into buffers the cutter reuses (`release`): a fresh 4 MB `bytes` per
 block is mmapped and page-faulted afresh, which cost more system time than the parsing of the
 block; pyarrow's parsed columns never point into the buffer (they are built by copying).
 """
