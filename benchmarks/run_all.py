@@ -81,7 +81,7 @@ def print_cost(ingest: dict) -> None:
         print(
             f"{'b2p on Lambda, per TB of CSV':42s} {cost['gb_seconds_per_tb']:>7,} GB-s = "
             f"${cost['usd_per_tb']} at {cost['memory_mb']} MB "
-            f"(${cost['price']['usd_per_gb_second']}/GB-s as of {cost['price']['as_of']})"
+            f"(${cost['price']['usd_per_gb_second']:.10f}/GB-s as of {cost['price']['as_of']})"
         )
 
 

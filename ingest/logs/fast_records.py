@@ -1,7 +1,7 @@
 """The fast path of `ingest.logs.records`: a block parsed by pyarrow's CSV reader.
 
-pyarrow parses a block (every column a string, single-threaded: the read-ahead thread and the
-writer already keep both cores busy) several times faster than the csv module. It does not know
+pyarrow parses a block (every column a string, single-threaded: the reader's pool threads and
+the writer already keep the cores busy) several times faster than the csv module. It does not know
 the record rules, so its result is used only when it can be shown to be what
 `ingest.logs.records.parse_by_rules` would return: every row has the header's width (a
 malformed row is counted), no row is blank, the rows' line spans add up to the block's physical

@@ -26,7 +26,7 @@ def bound_arrow_memory() -> None:
     Arrow's default pool here (mimalloc) keeps freed blocks, so RSS climbs with every parsed
     block; jemalloc with a decay time of 0 purges at once. The decompressed blocks themselves are
     Python bytes from glibc malloc: glibc raises its mmap threshold after the first large free,
-    so later 8 MB blocks are carved from the heap and fragment it; a fixed 4 MiB threshold keeps
+    so later multi-MB blocks are carved from the heap and fragment it; a fixed 4 MiB threshold keeps
     them mmapped and unmapped on free (1 MiB saved as much memory but cost ~7 % speed in page
     faults). Measured on a 1 GB file, one worker (benchmarks/ingest_memory.py): 326-330 MB peak
     without the fixed threshold, 294-298 MB with it, same speed.
