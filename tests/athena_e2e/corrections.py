@@ -18,16 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ingest.logs.contract import normalise_header
+from ingest.sample.truth import METRICS  # the names; the values are recomputed here
 
-METRICS = (
-    "slot_impressions",
-    "ad_impressions",
-    "monetized_impressions",
-    "capacity_seconds",
-    "delivered_seconds",
-    "monetized_seconds",
-    "unsold_seconds",
-)
 HOURLY = {
     "capacity_preroll": "preroll",
     "capacity_midroll": "midroll",

@@ -8,9 +8,8 @@ import gzip
 import importlib
 import importlib.util
 import io
-import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any
 
@@ -19,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.infra.cfn import TEMPLATE_PATH
+from tests.support.lambda_runner import LambdaContext, scheduled_event, sqs_event
 
 HANDLERS_MODULE = "ingest.aws_lambda"
 STACK = "b2p-test"
@@ -53,22 +53,6 @@ EXPECTED_ROWS_PER_PARTITION = {
     "event_date=2024-05-01/event_hour=23": 1,
     "event_date=2024-05-02/event_hour=0": 1,
 }
-
-
-@dataclass
-class LambdaContext:
-    """The attributes of Lambda's context object a handler may read."""
-
-    function_name: str
-    memory_limit_in_mb: int = 3008
-    aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
-
-    @property
-    def invoked_function_arn(self) -> str:
-        return f"arn:aws:lambda:us-east-1:{MOTO_ACCOUNT}:function:{self.function_name}"
-
-    def get_remaining_time_in_millis(self) -> int:
-        return 900_000
 
 
 @dataclass(frozen=True)
@@ -160,22 +144,6 @@ def take_over_queue_polling(deployment: Deployment) -> None:
     client.update_event_source_mapping(UUID=mapping["UUID"], Enabled=False)
 
 
-def scheduled_event() -> dict[str, Any]:
-    return {
-        "version": "0",
-        "id": str(uuid.uuid4()),
-        "detail-type": "Scheduled Event",
-        "source": "aws.events",
-        "account": MOTO_ACCOUNT,
-        "time": "2024-05-02T01:00:00Z",
-        "region": "us-east-1",
-        "resources": [
-            f"arn:aws:events:us-east-1:{MOTO_ACCOUNT}:rule/bones2peaches-ingest-schedule"
-        ],
-        "detail": {},
-    }
-
-
 def receive_all(queue_url: str) -> Iterator[dict[str, Any]]:
     sqs = boto3.client("sqs")
     while True:
@@ -185,25 +153,6 @@ def receive_all(queue_url: str) -> Iterator[dict[str, Any]]:
         if not batch:
             return
         yield from batch
-
-
-def sqs_event(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
-    """The event Lambda's SQS poller hands the function for a batch of one."""
-    return {
-        "Records": [
-            {
-                "messageId": message["MessageId"],
-                "receiptHandle": message["ReceiptHandle"],
-                "body": message["Body"],
-                "attributes": message.get("Attributes", {}),
-                "messageAttributes": {},
-                "md5OfBody": message["MD5OfBody"],
-                "eventSource": "aws:sqs",
-                "eventSourceARN": queue_arn,
-                "awsRegion": "us-east-1",
-            }
-        ]
-    }
 
 
 def run_planner(

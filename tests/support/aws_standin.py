@@ -28,6 +28,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -39,7 +40,7 @@ from typing import Any
 
 from tests.support.aws_requests import Encryption, ParsedCall, parse
 from tests.support.iam import Decision, Policy
-from tests.support.moto import free_port
+from tests.support.moto import free_port, stop, wait_until_up
 
 ADMIN = "admin"
 INTERNAL_KEY = "b2p-standin-internal"
@@ -133,7 +134,8 @@ class StandInApp:
         ):
             status, response_headers, payload = self._athena(call)
         else:
-            status, response_headers, payload = self._moto(environ, body)
+            fast = _glue_partitions(call, headers) if call.operation == "GetPartitions" else None
+            status, response_headers, payload = fast or self._moto(environ, body)
         if call.access_key != INTERNAL_KEY:
             self._record(call, principal, decision, status, engine_internal, fault is not None)
         start_response(status, response_headers)
@@ -303,6 +305,34 @@ def _headers(environ: dict[str, Any]) -> dict[str, str]:
     return headers
 
 
+def _glue_partitions(call: ParsedCall, headers: dict[str, str]) -> tuple[str, list, bytes] | None:
+    """GetPartitions from moto's Glue state, serialised with `json` rather than moto's
+    shape-walking serializer: the same document (what the partitions were created with, plus
+    DatabaseName, TableName, CreationTime in epoch seconds), 100x faster. A year of day partitions
+    took moto over a second per call, and Trino and dbt-athena call it on every read and clean-up.
+    None (moto answers, with its errors) when the table is not there."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.glue.models import glue_backends
+
+    authorization = headers.get("authorization", "")
+    scope = re.search(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/glue/", authorization)
+    if call.service != "glue" or call.params.get("NextToken") or scope is None:
+        return None
+    backend = glue_backends[DEFAULT_ACCOUNT_ID][scope[1]]
+    try:
+        partitions = backend.get_partitions(
+            call.params["DatabaseName"], call.params["TableName"], call.params.get("Expression")
+        )
+    except Exception:
+        return None
+    documents = []
+    for partition in partitions:
+        document = partition.as_dict()
+        document["CreationTime"] = document["CreationTime"].timestamp()
+        documents.append(document)
+    return _json(200, {"Partitions": documents})
+
+
 def _json(status: int, body: Any, error_type: str | None = None) -> tuple[str, list, bytes]:
     payload = json.dumps(body, default=str).encode()
     headers = [
@@ -449,22 +479,10 @@ def running_aws_standin(log_path: str | None = None) -> Iterator[StandIn]:
     )
     standin = StandIn(f"http://127.0.0.1:{port}")
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                standin._get("/_b2p/health")
-                break
-            except OSError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the AWS stand-in did not start") from None
-                time.sleep(0.1)
+        wait_until_up(lambda: standin._get("/_b2p/health"), process, "the AWS stand-in", 60)
         yield standin
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process)
         if log_path:
             log.close()
 

@@ -28,6 +28,8 @@ ACCOUNT = "123456789012"
 
 @dataclass
 class LambdaContext:
+    """The attributes of Lambda's context object a handler may read."""
+
     function_name: str
     memory_limit_in_mb: int = 3008
     aws_request_id: str = field(default_factory=lambda: str(uuid.uuid4()))
@@ -41,18 +43,22 @@ class LambdaContext:
 
 
 def scheduled_event() -> dict[str, Any]:
+    """The event EventBridge's schedule rule hands the planner."""
     return {
         "version": "0",
         "id": str(uuid.uuid4()),
         "detail-type": "Scheduled Event",
         "source": "aws.events",
         "account": ACCOUNT,
+        "time": "2024-05-02T01:00:00Z",
         "region": "us-east-1",
+        "resources": [f"arn:aws:events:us-east-1:{ACCOUNT}:rule/bones2peaches-ingest-schedule"],
         "detail": {},
     }
 
 
 def sqs_event(message: dict[str, Any], queue_arn: str) -> dict[str, Any]:
+    """The event Lambda's SQS poller hands the function for a batch of one."""
     return {
         "Records": [
             {

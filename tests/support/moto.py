@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -44,22 +44,38 @@ def running_moto_server() -> Iterator[str]:
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).read()
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("moto_server did not start") from None
-                time.sleep(0.1)
+        wait_until_up(
+            lambda: urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).read(),
+            proc,
+            "moto_server",
+            seconds=30,
+        )
         yield endpoint
     finally:
-        proc.terminate()
+        stop(proc)
+
+
+def wait_until_up(
+    probe: Callable[[], object], process: subprocess.Popen, what: str, seconds: float
+) -> None:
+    """Until `probe` stops raising OSError; an error if `process` exits or `seconds` pass."""
+    deadline = time.monotonic() + seconds
+    while True:
         try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+            probe()
+            return
+        except OSError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{what} did not start") from None
+            time.sleep(0.1)
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
 
 
 def aws_env(endpoint: str) -> dict[str, str]:

@@ -28,6 +28,8 @@ from ingest.cli import main as b2p
 from ingest.errors import UserError
 from ingest.logs import contract
 from ingest.sample import command as sample_command
+from ingest.sample import truth
+from ingest.sample.truth import METRICS  # the names; the values are recomputed here
 
 CONTRACT = tuple(column.name for column in contract.CONTRACT)
 REQUIRED = ("transaction_id", "event_name", "event_time", "slot_id", "time_position_class")
@@ -38,24 +40,17 @@ TIME_PATTERNS = {
     "sql": re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}$"),
     "iso": re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$"),
 }
-SLOT_TYPE = {
-    "PREROLL": "preroll",
-    "MIDROLL": "midroll",
-    "PAUSE_MIDROLL": "midroll",
-    "POSTROLL": "postroll",
-    "OVERLAY": "overlay",
-    "DISPLAY": "display",
-}
-UNPAID = {"HOUSE", "PROMO", "FILLER", "DEFAULT"}
-METRICS = (
-    "slot_impressions",
-    "ad_impressions",
-    "monetized_impressions",
-    "capacity_seconds",
-    "delivered_seconds",
-    "monetized_seconds",
-    "unsold_seconds",
-)
+SEEDS = Path(__file__).resolve().parents[3] / "seeds"
+
+
+def _seed(name: str) -> list[dict[str, str]]:
+    with (SEEDS / name).open(newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+# the definitions dbt uses, read from its seeds: the ground truth must follow them, not copy them
+SLOT_TYPE = {row["time_position_class"]: row["slot_type"] for row in _seed("slot_type_map.csv")}
+UNPAID = {row["sales_type"] for row in _seed("not_monetized_sales_types.csv")}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -510,3 +505,12 @@ def test_orphan_ground_truth_matches_the_files(
         for r in read_truth(sample, "orphan_ads")
     )
     assert truth == orphans and orphans
+
+
+def test_the_generator_s_ground_truth_uses_the_seeds_definitions() -> None:
+    assert truth.SLOT_TYPES == SLOT_TYPE, (
+        "ingest/sample/truth.py SLOT_TYPES differs from seeds/slot_type_map.csv"
+    )
+    assert truth.NOT_MONETIZED == UNPAID, (
+        "ingest/sample/truth.py NOT_MONETIZED differs from seeds/not_monetized_sales_types.csv"
+    )
