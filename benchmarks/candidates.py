@@ -46,16 +46,21 @@ CONTRACT_TYPES = {
     "creative_id": "BIGINT",
     "ad_duration": "DOUBLE",
     "sales_type": "VARCHAR",
+    "event_type": "VARCHAR",
+    "placement_id": "BIGINT",
+    "ad_unit_id": "BIGINT",
     "user_agent": "VARCHAR",
     "custom_visitor_field": "VARCHAR",
 }
 READ_BYTES = 8 * 1024 * 1024
 
 
-def b2p_command(source_folder: Path, lake: Path) -> list[str]:
-    """`b2p ingest`, run directly by the harness (its rows are counted afterwards, untimed)."""
+def b2p_command(source_folder: Path, lake: Path, threads: int | None = None) -> list[str]:
+    """`b2p ingest`, run directly by the harness (its rows are counted afterwards, untimed);
+    `threads` None: b2p's default for the machine."""
     command = [sys.executable, "-m", "ingest.cli", "ingest", "--source", str(source_folder)]
-    return [*command, "--lake", str(lake), "--workers", "1"]
+    command += ["--lake", str(lake), "--workers", "1"]
+    return command if threads is None else [*command, "--threads", str(threads)]
 
 
 def lake_rows(lake: Path) -> int:

@@ -31,6 +31,8 @@ MS_PER_HOUR = 3_600_000
 NETWORK_ID = 512_345
 BYTES_PER_ROW_ESTIMATE = 260
 SEED = 20261101
+# bumped whenever the file's content changes, so a cached file of an older layout is not reused
+GENERATOR_VERSION = 2
 
 POSITIONS = ("PREROLL", "MIDROLL", "POSTROLL", "OVERLAY", "PAUSE_MIDROLL", "DISPLAY")
 POSITION_WEIGHTS = (0.45, 0.30, 0.12, 0.07, 0.03, 0.03)
@@ -63,7 +65,8 @@ class V4File:
 def make_v4_file(folder: Path, target_bytes: int, gzip_level: int = 6) -> V4File:
     """Write (or reuse) a gzip v4 file of at least `target_bytes` uncompressed CSV."""
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"network_v4_{target_bytes // 1_000_000}mb_s{SEED}_l{gzip_level}.csv.gz"
+    name = f"network_v4_{target_bytes // 1_000_000}mb_s{SEED}_l{gzip_level}_g{GENERATOR_VERSION}"
+    path = folder / f"{name}.csv.gz"
     meta = path.with_suffix(".meta")
     if path.exists() and meta.exists():
         uncompressed, rows, bad = (int(part) for part in meta.read_text().split())
@@ -150,6 +153,9 @@ def _events(rng: np.random.Generator, approx_rows: int) -> pa.Table:
             "sales_type": pa.array(
                 np.array(SALES_TYPES, dtype=object)[sales[ad_of_row]], mask=is_slot
             ),
+            "event_type": pa.array(np.full(len(row_slot), "i", dtype=object), pa.string()),
+            "placement_id": pa.array(610_000 + sales[ad_of_row] * 100, mask=is_slot),
+            "ad_unit_id": pa.array(7_000_001 + position[row_slot]),
             "user_agent": pa.array(np.array(USER_AGENTS, dtype=object)[visitor_agent[row_slot]]),
             "custom_visitor_field": pa.array(notes, pa.string()),
         }

@@ -16,7 +16,8 @@ The planner lists the source, drops versions already in the ingest log (one LIST
 `{"source": <B2P_SOURCE>, "key": <key under it>, "etag": ..., "size": ...}`, plus
 `"retry_quarantined": true` when re-queueing: the worker then ingests a quarantined version again
 instead of skipping it as logged. `B2P_MAX_RECORD_BYTES`, `B2P_MAX_FIELD_BYTES` and
-`B2P_MAX_RECORD_LINES` (worker, optional) are `b2p ingest`'s record limits.
+`B2P_MAX_RECORD_LINES` (worker, optional) are `b2p ingest`'s record limits, and
+`B2P_INGEST_THREADS` (worker, optional) its `--threads` (default: the function's cores).
 
 The worker ingests the object a message names with `ingest.logs.attempt.ingest_object`, so the
 crash-safety protocol of `ingest.logs.lake` holds here too. It is idempotent: before reading it
@@ -57,6 +58,7 @@ from botocore.exceptions import ClientError
 from ingest.logs.attempt import STATUS_FAILED, IngestResult, ingest_object, log_result, refused
 from ingest.logs.contract import FeedMapping, load_aliases, parse_aliases
 from ingest.logs.lake import IngestLog, VersionCommit, source_id_for
+from ingest.logs.reader import default_threads
 from ingest.logs.records import RecordLimits
 from ingest.logs.runner import SourceAccess, plan, worker_storages
 from ingest.logs.runtime import bound_arrow_memory
@@ -83,6 +85,7 @@ class HandlerConfig:
     column_aliases: str | None = None
     retry_quarantined: bool = False
     limits: RecordLimits = field(default_factory=RecordLimits)
+    threads: int = 1
 
     @classmethod
     def from_env(cls, env: Mapping[str, str], *, need_queue: bool) -> HandlerConfig:
@@ -103,6 +106,7 @@ class HandlerConfig:
             )
         return cls(
             limits=_limits_from_env(env),
+            threads=_threads_from_env(env),
             source=env["B2P_SOURCE"],
             lake=env["B2P_LAKE"],
             queue_url=env.get("B2P_QUEUE_URL") or None,
@@ -117,6 +121,18 @@ class HandlerConfig:
 
     def aliases(self) -> FeedMapping:
         return column_aliases(self.column_aliases) if self.column_aliases else FeedMapping()
+
+
+def _threads_from_env(env: Mapping[str, str]) -> int:
+    """`B2P_INGEST_THREADS`, or the function's cores (2 at the stack's 3,008 MB)."""
+    text = env.get("B2P_INGEST_THREADS", "").strip()
+    if not text:
+        return default_threads()
+    if not (text.isdigit() and int(text) > 0):
+        raise HandlerConfigError(
+            f"B2P_INGEST_THREADS must be a whole number of 1 or more, not {text!r}"
+        )
+    return int(text)
 
 
 def _limits_from_env(env: Mapping[str, str]) -> RecordLimits:
@@ -226,7 +242,9 @@ def worker_handler(event: Mapping[str, Any], context: Any) -> dict[str, list[dic
     for record in event.get("Records", []):
         try:
             message = json.loads(record["body"])
-            ingest_message(source, lake, message, config.source, aliases, config.limits)
+            ingest_message(
+                source, lake, message, config.source, aliases, config.limits, config.threads
+            )
         except Exception:
             log.exception(
                 "message failed; SQS will deliver it again",
@@ -243,6 +261,7 @@ def ingest_message(
     source_uri: str,
     aliases: FeedMapping | Mapping[str, str] | None = None,
     limits: RecordLimits | None = None,
+    threads: int = 1,
 ) -> str:
     """Ingest the object one planner message names; returns what happened (for logs/tests):
     `ingested`, `quarantined`, `failed` (refused once, retried when queued again),
@@ -283,7 +302,14 @@ def ingest_message(
         return "already-ingested"
     try:
         result = ingest_object(
-            source, key, current.etag, lake, size=current.size, aliases=aliases, limits=limits
+            source,
+            key,
+            current.etag,
+            lake,
+            size=current.size,
+            aliases=aliases,
+            limits=limits,
+            threads=threads,
         )
     except ObjectChanged as exc:
         log.warning(

@@ -6,7 +6,8 @@ dialect    the delimiter of a file (and, for b2p inspect, encoding, BOM, line en
 text       the decompressed bytes, checked: gzip errors, NUL bytes, CR-only line ends
 records    the record rules and limits; the exact (csv module) parser; every line accounted for
 fast_records  pyarrow's parser, used when its result provably obeys the rules
-reader     record-boundary blocks, lines too long streamed past, read-ahead, exact line numbers
+pieces     the text cut into record-aligned pieces (lines too long streamed past), one parsed
+reader     a file's pieces parsed and worked on by a thread pool, results in file order
 verdict    whether a file was understood: all or too many rows rejected means quarantine
 writers    Parquet per event hour and the rejects file, invisible until committed
 lake       the lake's layout, the ingest log and the commit protocol (VersionCommit)

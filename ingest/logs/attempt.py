@@ -37,11 +37,11 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, BinaryIO
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingest.logs.contract import (
-    LAKE_SCHEMA,
     FeedMapping,
     HeaderError,
     HeaderMapping,
@@ -53,6 +53,7 @@ from ingest.logs.reader import BLOCK_BYTES, LogFileReader, RawBlock, UnreadableF
 from ingest.logs.records import RecordLimits
 from ingest.logs.values import ValidatedBlock, validate_block
 from ingest.logs.verdict import NotUnderstood, RejectTally, mapping_name, not_understood
+from ingest.logs.writers import WRITTEN_SCHEMA
 from ingest.storage import AccessDenied, BrokenLink, Storage
 
 log = logging.getLogger(__name__)
@@ -131,11 +132,14 @@ def ingest_object(
     aliases: FeedMapping | Mapping[str, str] | None = None,
     limits: RecordLimits | None = None,
     block_bytes: int = BLOCK_BYTES,
+    threads: int = 1,
     on_progress: ProgressCallback | None = None,
 ) -> IngestResult:
     """Ingest one source object version into the lake; the log record is written last.
 
-    `aliases` is the feed's mapping file (`--column-aliases`), or plain aliases.
+    `aliases` is the feed's mapping file (`--column-aliases`), or plain aliases; `threads`
+    parse and validate the file's blocks (`LogFileReader.map_blocks`: the same result for any
+    number).
 
     Raises only for unexpected problems (I/O, bugs, `ObjectChanged`); bad input ends as
     `quarantined`, a refused read as `failed` and then `quarantined`.
@@ -146,7 +150,9 @@ def ingest_object(
     result = IngestResult(source_uri, key, etag, size, source_id_for(source_uri))
     result.started_at = _iso(started)
     commit = VersionCommit(lake, result.source_id, etag)
-    reading = _Reading(as_feed_mapping(aliases), limits or RecordLimits(), block_bytes, on_progress)
+    reading = _Reading(
+        as_feed_mapping(aliases), limits or RecordLimits(), block_bytes, threads, on_progress
+    )
     try:
         with commit.staged() as outputs:
             _read_into(source, outputs, result, reading, started)
@@ -204,11 +210,13 @@ def _quarantined(
 
 @dataclass(frozen=True)
 class _Reading:
-    """How to read a file: the feed's mapping, record limits, block size, progress callback."""
+    """How to read a file: the feed's mapping, record limits, block size, threads, progress
+    callback."""
 
     feed: FeedMapping
     limits: RecordLimits
     block_bytes: int
+    threads: int
     on_progress: ProgressCallback | None
 
 
@@ -228,25 +236,20 @@ def _read_into(
         reader = LogFileReader(stream, result.key, reading.block_bytes, reading.limits)
         mapping = map_header(reader.header, reading.feed)
         tally = RejectTally(mapping)
+
+        def work(block: RawBlock) -> _BlockOutcome:  # on the reader's threads
+            return _block_outcome(block, mapping, result.uri, ingested_at)
+
         # contract columns hold ids, names, times and numbers: only the others hold line breaks
-        for block in reader.blocks(line_break_columns=mapping.extra_positions.values()):
-            result.rows_read += block.num_rows + len(block.invalid)
-            result.lines_rejected += sum(record.lines for record in block.invalid)
-            result.lines_skipped += block.skipped_lines
-            result.repeated_headers += block.repeated_headers
-            rejects.write(tally.observe(_malformed_rejects(block, result.uri)))
-            validated = validate_block(block.columns, mapping)
-            failed = validated.failed_mask()
-            failed_lines = 0
-            if failed is not None:
-                rejects.write(
-                    tally.observe(_invalid_value_rejects(block, validated, mapping, result))
-                )
-                failed_lines = block.row_lines(failed)
-            result.lines_rejected += failed_lines
-            result.lines_written += block.row_lines() - failed_lines
-            rows = _lake_rows(validated, block, result.uri, ingested_at)
-            partitions.write(rows if failed is None else rows.filter(pc.invert(failed)))
+        breaks = mapping.extra_positions.values()
+        for outcome in reader.map_blocks(work, breaks, reading.threads):
+            result.rows_read += outcome.rows_read
+            result.lines_written += outcome.lines_written
+            result.lines_rejected += outcome.lines_rejected
+            result.lines_skipped += outcome.lines_skipped
+            result.repeated_headers += outcome.repeated_headers
+            rejects.write(tally.observe(outcome.rejects))
+            partitions.write(outcome.rows)
     partitions.finish()
     result.lines_read, result.header_lines = reader.lines_read, reader.header_lines
     _check_counts(result, partitions.rows_written, rejects.count)
@@ -257,6 +260,45 @@ def _read_into(
     result.rows_written = partitions.rows_written
     result.rows_rejected = rejects.count
     result.first_reject = rejects.first_message
+
+
+@dataclass(frozen=True)
+class _BlockOutcome:
+    """What one parsed block adds to the attempt: its lake rows, its rejects, its counts."""
+
+    rows: pa.Table  # the rows that passed, WRITTEN_SCHEMA
+    rejects: list[dict[str, Any]]  # in line order
+    rows_read: int
+    lines_written: int
+    lines_rejected: int
+    lines_skipped: int
+    repeated_headers: int
+
+
+def _block_outcome(
+    block: RawBlock, mapping: HeaderMapping, source_uri: str, ingested_at: pa.Scalar
+) -> _BlockOutcome:
+    """Validate one block and shape its rows for the lake (independent of every other block,
+    so the reader runs it on several threads)."""
+    rejects = list(_malformed_rejects(block, source_uri))
+    validated = validate_block(block.columns, mapping)
+    failed = validated.failed_mask()
+    failed_lines = 0
+    if failed is not None:
+        rejects.extend(_invalid_value_rejects(block, validated, mapping, source_uri))
+        failed_lines = block.row_lines(failed)
+    rows = _lake_rows(validated, block, source_uri, ingested_at)
+    # in line order, so that the rejects file is the same whatever the block size
+    rejects.sort(key=lambda reject: reject["line"])
+    return _BlockOutcome(
+        rows if failed is None else rows.filter(pc.invert(failed)),
+        rejects,
+        rows_read=block.num_rows + len(block.invalid),
+        lines_written=block.row_lines() - failed_lines,
+        lines_rejected=sum(record.lines for record in block.invalid) + failed_lines,
+        lines_skipped=block.skipped_lines,
+        repeated_headers=block.repeated_headers,
+    )
 
 
 def _check_counts(result: IngestResult, written: int, rejected: int) -> None:
@@ -293,10 +335,18 @@ def _lake_rows(
 ) -> pa.Table:
     rows = block.num_rows
     columns = dict(validated.columns)
-    columns["source_file"] = pa.repeat(pa.scalar(source_uri, pa.string()), rows)
+    columns["source_file"] = pa.DictionaryArray.from_arrays(
+        pa.array(np.zeros(rows, np.int32)), pa.array([source_uri], pa.string())
+    )
     columns["source_line"] = block.lines
     columns["ingested_at"] = pa.repeat(ingested_at, rows)
-    return pa.table([columns[name] for name in LAKE_SCHEMA.names], schema=LAKE_SCHEMA)
+    return pa.table(
+        [_as_type(columns[f.name], f.type) for f in WRITTEN_SCHEMA], schema=WRITTEN_SCHEMA
+    )
+
+
+def _as_type(values: pa.Array | pa.ChunkedArray, kind: pa.DataType) -> pa.Array | pa.ChunkedArray:
+    return values if values.type == kind else values.cast(kind)
 
 
 def _malformed_rejects(block: RawBlock, source_uri: str) -> Iterable[dict[str, Any]]:
@@ -317,18 +367,17 @@ def _malformed_rejects(block: RawBlock, source_uri: str) -> Iterable[dict[str, A
 
 
 def _invalid_value_rejects(
-    block: RawBlock, validated: ValidatedBlock, mapping: HeaderMapping, result: IngestResult
+    block: RawBlock, validated: ValidatedBlock, mapping: HeaderMapping, source_uri: str
 ) -> Iterable[dict[str, Any]]:
     first_problem: dict[int, Any] = {}
     for problem in validated.problems:
         for row in pc.indices_nonzero(problem.mask).to_pylist():
             first_problem.setdefault(row, problem)
-    rows = sorted(first_problem)
-    taken = pa.array(rows, pa.int64())
-    lines = block.lines.take(taken).to_pylist()
-    spans = [1] * len(rows) if block.spans is None else block.spans.take(taken).to_pylist()
-    values = [column.take(taken).to_pylist() for column in block.columns]
-    for index, (row, line) in enumerate(zip(rows, lines, strict=True)):
+    rows = np.array(sorted(first_problem), dtype=np.int64)
+    lines = rows_of(block.lines, rows)
+    spans = [1] * len(rows) if block.spans is None else rows_of(block.spans, rows)
+    values = [rows_of(column, rows) for column in block.columns]
+    for index, (row, line) in enumerate(zip(rows.tolist(), lines, strict=True)):
         problem = first_problem[row]
         # a key built from several columns shows each part: 'preroll' + ''
         shown = " + ".join(
@@ -336,15 +385,31 @@ def _invalid_value_rejects(
         )
         named = mapping_name(mapping, problem.column)
         yield {
-            "source_file": result.uri,
+            "source_file": source_uri,
             "line": line,
             "lines": spans[index],
             "column": problem.column,
             "reason": problem.reason,
-            "message": f"{result.uri} line {line}, column {named}: value {shown} "
+            "message": f"{source_uri} line {line}, column {named}: value {shown} "
             f"{problem.reason}; correct the value and re-deliver the file",
             "values": [column_values[index] for column_values in values],
         }
+
+
+def rows_of(values: pa.Array | pa.ChunkedArray, rows: np.ndarray) -> list[Any]:
+    """The values at `rows` (ascending) as Python objects, taken chunk by chunk: a `take` on
+    a chunked string column would first copy the whole column into one chunk."""
+    if isinstance(values, pa.Array):
+        return values.take(pa.array(rows)).to_pylist()
+    taken: list[Any] = []
+    start = 0
+    for chunk in values.chunks:
+        end = start + len(chunk)
+        low, high = np.searchsorted(rows, [start, end])
+        if high > low:
+            taken.extend(chunk.take(pa.array(rows[low:high] - start)).to_pylist())
+        start = end
+    return taken
 
 
 def _quarantine_record(result: IngestResult) -> dict[str, Any]:

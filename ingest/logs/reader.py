@@ -2,22 +2,21 @@
 
 The file's text (`ingest.logs.text`: decompressed, NUL-checked, CR-only line ends turned into
 LF) is read with the field separator of its header line (comma, tab, semicolon or pipe:
-`ingest.logs.dialect`) and cut into blocks of about `block_bytes` that start at a record start
-and end on a line end, and each block is parsed by the record rules (`ingest.logs.records`;
-pyarrow's parser first, `ingest.logs.fast_records`). A block is normally cut at its last newline
-with an even number of `"` before it (RFC 4180 quotes come in pairs, so that newline is outside
-quotes).
-That cut is only trusted when what is left after it could still be one record (at most
-`max_record_bytes`); otherwise the quote parity is wrong (an unclosed or stray quote), and the
-block up to its last newline goes straight to the exact parser, which hands back the start of
-an incomplete last record to be read again with the next block. Either way the next block
-starts at a real record start, so one broken quote costs one slowly parsed block, not a file.
+`ingest.logs.dialect`), cut into pieces of about `block_bytes` that start at a record start
+and end on a line end (`ingest.logs.pieces`), and each piece is parsed by the record rules
+(`ingest.logs.records`; pyarrow's parser first, `ingest.logs.fast_records`).
 
-Memory is a few blocks (raw bytes, parsed table, typed columns) whatever the file: a record is
-at most `max_record_bytes`, and a physical line longer than that is never held: it is rejected
-by streaming past it to its line end, keeping only its start for the reject. 8 MB blocks
-measured: 2.5 M rows / 281 MB of CSV in ~5 s at ~370 MB peak RSS (of which ~80 MB is the
-interpreter and pyarrow), the same as with 16-32 MB blocks but with less memory.
+`map_blocks` parses the pieces and runs the caller's work on each parsed block on a pool of
+threads (pyarrow's parser and compute kernels release the GIL), handing the results back in
+file order. The pieces are a function of the text alone (`ingest.logs.pieces`), and a piece
+whose last record goes on past it is cut again with every piece after it, as if read one at a
+time, so the results are the same whatever the number of threads; only when they are computed
+differs. `blocks()` is the same with the blocks themselves as results.
+
+Memory is a few pieces per thread (raw bytes, parsed table, the caller's typed columns)
+whatever the file: a record is at most `max_record_bytes`, and a physical line longer than that
+is never held: it is rejected by streaming past it to its line end, keeping only its start for
+the reject.
 
 Line numbers are physical lines (LF-terminated, plus a last line without one), header = 1; the
 reader counts every line it passes (`lines_read`), and each block says where each of its lines
@@ -26,43 +25,56 @@ went, so the caller can check that nothing was lost.
 
 from __future__ import annotations
 
-import contextlib
 import csv
-import queue
-import threading
-from collections.abc import Collection, Generator, Iterator
+import os
+from collections import deque
+from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import BinaryIO, TypeVar
 
-import numpy as np
-
 from ingest.logs.dialect import detect_delimiter
-from ingest.logs.fast_records import parse_fast
-from ingest.logs.records import (
-    EXCERPT_CHARS,
-    InvalidRecord,
-    RawBlock,
-    RecordLayout,
-    RecordLimits,
-    count_byte,
-    decode_utf8,
-    first_line_longer_than,
-    parse_by_rules,
-)
+from ingest.logs.pieces import WAIT, Cutter, Piece, last_record_boundary, parse_piece
+from ingest.logs.records import RawBlock, RecordLayout, RecordLimits, decode_utf8
 from ingest.logs.text import TextStream, UnreadableFile
 
-__all__ = ["BLOCK_BYTES", "LogFileReader", "RawBlock", "UnreadableFile", "is_log_file"]
+__all__ = [
+    "BLOCK_BYTES",
+    "LogFileReader",
+    "RawBlock",
+    "UnreadableFile",
+    "default_threads",
+    "is_log_file",
+    "last_record_boundary",
+]
 
-BLOCK_BYTES = 8 * 1024 * 1024
+# Pieces of 4 MB: every piece in flight holds its text, its parsed strings and its typed columns
+# (~7x the text at peak). On the 1 GB memory benchmark with 2 threads, 8 MB pieces peaked at
+# 287 MB and 4 MB at 229 MB, at the same CPU time on the 368 MB benchmark file (4.4-4.7 CPU-s
+# either way). The size does not depend on the threads, so neither do the row groups written.
+BLOCK_BYTES = 4 * 1024 * 1024
 _READ_BYTES = 8 * 1024 * 1024
-# what the exact parser takes at a time: its Python objects cost ~10x the bytes
-_EXACT_PIECE_BYTES = 1024 * 1024
-_BACKWARD_LINES = 64  # newlines last_record_boundary tries one by one before going vectorised
+# more threads per file than this hold more blocks in memory for little gain: the cutting and
+# the Parquet writing of a file run on one thread each
+MAX_DEFAULT_THREADS = 4
+# pieces cut ahead beyond one per thread, so that a thread finding its next piece ready is not
+# idle while this one writes
+_QUEUED_PIECES = 1
 _BOM = b"\xef\xbb\xbf"
 _QUOTE = b'"'
 _NEWLINE = b"\n"
-END_OF_FILE = "the end of the file"
 
 SUPPORTED_SUFFIXES = (".csv", ".gz")
+T = TypeVar("T")
+
+
+def default_threads(files_at_once: int = 1) -> int:
+    """Threads per file when none are given: the cores this process may run on, shared by the
+    files read at once, at least 1 and at most MAX_DEFAULT_THREADS."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(MAX_DEFAULT_THREADS, cores // max(1, files_at_once)))
 
 
 def is_log_file(key: str) -> bool:
@@ -90,6 +102,7 @@ class LogFileReader:
         self._pending = b""
         self._eof = False
         self._next_line = 1
+        self._cutter: Cutter | None = None
         self.header: list[str] = self._read_header()
         self.header_lines = self._next_line - 1
 
@@ -106,7 +119,7 @@ class LogFileReader:
     @property
     def lines_read(self) -> int:
         """Physical lines read so far, header included (all of them once `blocks()` is done)."""
-        return self._next_line - 1
+        return (self._cutter.line if self._cutter is not None else self._next_line) - 1
 
     @property
     def cr_line_ends(self) -> bool:
@@ -148,175 +161,119 @@ class LogFileReader:
         self._next_line = 1 + _physical_lines(header_bytes)
         return header
 
-    def blocks(self, line_break_columns: Collection[int] | None = None) -> Iterator[RawBlock]:
-        """Parsed blocks in file order, the next one read and parsed while the caller works.
+    def blocks(
+        self, line_break_columns: Collection[int] | None = None, threads: int = 1
+    ) -> Iterator[RawBlock]:
+        """The parsed blocks, in file order (`map_blocks` with the blocks as results)."""
+        return self.map_blocks(_itself, line_break_columns, threads)
+
+    def map_blocks(
+        self,
+        work: Callable[[RawBlock], T],
+        line_break_columns: Collection[int] | None = None,
+        threads: int = 1,
+    ) -> Iterator[T]:
+        """`work(block)` for every parsed block, in file order.
 
         `line_break_columns`: positions whose quoted values may hold line breaks (None: all).
-        Inflating and pyarrow's parser release the GIL, so reading block n+1 on a background
-        thread overlaps validating and writing block n: one more block in memory, ~40 % less
-        wall time on two cores.
+        Pieces are parsed and worked on by `threads` threads while this one cuts the next
+        pieces (decompressing: the inflater releases the GIL too) and the caller uses the
+        results; at most `threads + 1` pieces are in flight. `work` must not depend on what
+        other blocks it saw: it runs on several threads at once, and a block it worked on may
+        be thrown away when an earlier piece's last record turns out to go on past it.
         """
+        if threads < 1:
+            raise ValueError("threads must be 1 or more")
         layout = RecordLayout(
             tuple(self.header),
             None if line_break_columns is None else frozenset(line_break_columns),
             self._limits,
             self.delimiter,
         )
-        return read_ahead(self._parsed_blocks(layout))
+        self._cutter = Cutter(self._text, self._pending, self._next_line, layout, self._block_bytes)
+        self._pending = b""
 
-    def _parsed_blocks(self, layout: RecordLayout) -> Iterator[RawBlock]:
-        limit = self._limits.max_record_bytes
-        pending, self._pending = self._pending, b""
-        want = self._block_bytes
-        while True:
-            while not self._eof and len(pending) < want:
-                pending += self._read(max(want - len(pending), self._read_bytes))
-            if not pending:
+        def on_piece(piece: Piece) -> tuple[list[T], int]:
+            blocks, used = parse_piece(piece, layout)
+            return [work(block) for block in blocks], used
+
+        with ThreadPoolExecutor(threads, thread_name_prefix="b2p-blocks") as pool:
+            try:
+                yield from _in_file_order(
+                    self._cutter, pool, on_piece, work, threads + _QUEUED_PIECES
+                )
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _itself(block: RawBlock) -> RawBlock:
+    return block
+
+
+def _in_file_order(
+    cutter: Cutter,
+    pool: ThreadPoolExecutor,
+    on_piece: Callable[[Piece], tuple[list[T], int]],
+    work: Callable[[RawBlock], T],
+    depth: int,
+) -> Iterator[T]:
+    """The results of every piece, in order, at most `depth` pieces in flight.
+
+    A piece whose last record goes on past it (the exact parser left its rest unread) goes back
+    to the cutter with every piece cut after it, whose results are dropped; nothing is cut past
+    a piece whose cut could not be trusted until it is parsed, since its rest is likely to come
+    back. An error of the cutter (a NUL byte, damaged gzip) counts where it happened: after the
+    pieces before it.
+    """
+    in_flight: deque[tuple[Piece | None, Future[tuple[list[T], int]]]] = deque()
+    ended = False
+    while True:
+        while not ended and len(in_flight) < depth and not _exact_last(in_flight):
+            try:
+                item = cutter.next(may_skip=not in_flight)
+            except Exception as exc:  # raised in its turn, after the pieces before it
+                failed: Future[tuple[list[T], int]] = Future()
+                failed.set_exception(exc)
+                in_flight.append((None, failed))
+                ended = True
+                break
+            if item is WAIT:
+                break
+            if item is None:
+                ended = True
+            elif isinstance(item, RawBlock):  # a line too long to keep: nothing is in flight
+                yield work(item)
+            else:
+                assert isinstance(item, Piece)
+                in_flight.append((item, pool.submit(on_piece, item)))
+        if not in_flight:
+            if ended:
                 return
-            long_line = first_line_longer_than(pending, limit)
-            if long_line >= 0:
-                if long_line:
-                    line = self._next_line + _physical_lines(pending[:long_line])
-                    after = f"line {line}, which is too long to be part of a record"
-                    yield from self._parse(pending[:long_line], layout, after)
-                block, pending = self._skip_long_line(pending[long_line:], layout)
-                yield block
-                want = self._block_bytes
-                continue
-            if self._eof:
-                yield from self._parse(pending, layout, END_OF_FILE)
-                return
-            cut = last_record_boundary(pending)
-            trusted = cut > 0 and len(pending) - cut <= limit
-            if not trusted:
-                cut = pending.rfind(_NEWLINE) + 1
-            used = 0
-            if cut:
-                used = yield from self._parse(pending[:cut], layout, None, exact=not trusted)
-            pending = pending[used:]
-            # nothing complete yet (a record longer than a small block): read more first
-            want = self._block_bytes if used else len(pending) + self._read_bytes
+            continue
+        piece, future = in_flight.popleft()
+        results, used = future.result()
+        assert piece is not None  # a failed cut raised above
+        if used < len(piece.data):
+            later = list(in_flight)
+            in_flight.clear()
+            for _, pending in later:
+                pending.cancel()
+            wait([pending for _, pending in later])  # their buffers are reused next
+            cutter.push_back([piece, *(p for p, _ in later if p is not None)], used)
+            ended = False
+        else:
+            cutter.release(piece)
+        yield from results
 
-    def _parse(
-        self, data: bytes, layout: RecordLayout, final: str | None, exact: bool = False
-    ) -> Generator[RawBlock, None, int]:
-        """The blocks of `data`; returns how many of its bytes they take (all, unless `final`
-        is None and the last record goes on after the data)."""
-        fast = None if exact else parse_fast(data, self._next_line, layout, final)
-        if fast is not None:
-            self._next_line += fast.line_count
-            yield fast
-            return len(data)
-        start, piece = 0, _EXACT_PIECE_BYTES
-        while start < len(data):
-            end = data.find(_NEWLINE, start + piece) + 1 or len(data)
-            last = end == len(data)
-            block, used = parse_by_rules(
-                data[start:end], self._next_line, layout, final if last else None
-            )
-            self._next_line += block.line_count
-            if block.line_count:
-                yield block
-            taken_all = used == end - start
-            start += used
-            if last and not taken_all:
-                break  # an incomplete record at the end: the caller carries it over
-            piece = _EXACT_PIECE_BYTES if used else 2 * piece  # a record longer than a piece
-        return start
 
-    def _skip_long_line(self, data: bytes, layout: RecordLayout) -> tuple[RawBlock, bytes]:
-        """Reject the line `data` starts with, which is longer than a record may be, reading
-        past its end a chunk at a time; returns the reject and the bytes after the line."""
-        excerpt = data[: 4 * EXCERPT_CHARS].decode("utf-8", "replace")[:EXCERPT_CHARS]
-        newline = data.find(_NEWLINE)
-        size, rest = (newline + 1, data[newline + 1 :]) if newline >= 0 else (len(data), b"")
-        while newline < 0 and not self._eof:
-            chunk = self._read(_READ_BYTES)
-            newline = chunk.find(_NEWLINE)
-            size += newline + 1 if newline >= 0 else len(chunk)
-            rest = chunk[newline + 1 :] if newline >= 0 else b""
-        limit = self._limits.max_record_bytes
-        record = InvalidRecord(
-            self._next_line,
-            f"is {size:,} bytes long, over the record limit of {limit:,} bytes (skipped "
-            "without being read into memory; its start is in `excerpt`)",
-            [],
-            1,
-            excerpt,
-        )
-        self._next_line += 1
-        return RawBlock.of_invalid(layout.width, [record]), rest
+def _exact_last(in_flight: deque[tuple[Piece | None, Future[tuple[list[T], int]]]]) -> bool:
+    return bool(in_flight) and in_flight[-1][0] is not None and in_flight[-1][0].exact
 
 
 def _physical_lines(data: bytes) -> int:
     if not data:
         return 0
     return data.count(_NEWLINE) + (0 if data.endswith(_NEWLINE) else 1)
-
-
-T = TypeVar("T")
-_ITEM, _DONE, _ERROR = "item", "done", "error"
-
-
-def read_ahead(items: Iterator[T], depth: int = 1) -> Iterator[T]:
-    """`items`, produced on a background thread at most `depth` items ahead of the consumer.
-
-    An exception in the producer is raised in the consumer where the item would have been.
-    Closing the iterator early stops the producer and waits for it, so the source stream is
-    never read after the caller has moved on (e.g. closed it).
-    """
-    handoff: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=depth)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for item in items:
-                handoff.put((_ITEM, item))
-                if stop.is_set():
-                    return
-            handoff.put((_DONE, None))
-        except BaseException as exc:  # handed to the consumer, who raises it
-            handoff.put((_ERROR, exc))
-
-    producer = threading.Thread(target=produce, name="b2p-read-ahead", daemon=True)
-    producer.start()
-    try:
-        while True:
-            kind, value = handoff.get()
-            if kind == _DONE:
-                return
-            if kind == _ERROR:
-                assert isinstance(value, BaseException)
-                raise value
-            yield value  # type: ignore[misc]
-    finally:
-        stop.set()
-        while producer.is_alive():  # unblock a producer waiting on a full queue
-            with contextlib.suppress(queue.Empty):
-                handoff.get(timeout=0.05)
-        producer.join()
-
-
-def last_record_boundary(data: bytes) -> int:
-    """Index just after the last newline with an even number of quotes before it, or 0."""
-    quotes_after = 0
-    end = len(data)
-    total_quotes = count_byte(data, _QUOTE)
-    position = data.rfind(_NEWLINE)
-    for _ in range(_BACKWARD_LINES):  # usually the last newline or one just before it
-        if position < 0:
-            return 0
-        quotes_after += data.count(_QUOTE, position + 1, end)
-        if (total_quotes - quotes_after) % 2 == 0:
-            return position + 1
-        end = position + 1
-        position = data.rfind(_NEWLINE, 0, position)
-    # odd parity for many lines (a stray quote): count the quotes before every newline at once
-    codes = np.frombuffer(data, np.uint8)
-    newlines = np.flatnonzero(codes[: position + 1] == _NEWLINE[0])
-    quotes_before = np.searchsorted(np.flatnonzero(codes == _QUOTE[0]), newlines)
-    even = np.flatnonzero(quotes_before % 2 == 0)
-    return int(newlines[even[-1]]) + 1 if len(even) else 0
 
 
 def first_record_boundary(data: bytes) -> int:

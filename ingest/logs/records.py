@@ -139,12 +139,26 @@ def single_array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     return values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
 
 
-def count_byte(data: bytes, byte: bytes) -> int:
-    """How often `byte` occurs in `data` (numpy: twice as fast as bytes.count, frees the GIL)."""
-    return int(np.count_nonzero(np.frombuffer(data, np.uint8) == byte[0]))
+def count_byte(data: bytes | bytearray, byte: bytes) -> int:
+    """How often `byte` occurs in `data`: numpy over slices of `_COUNT_SLICE` bytes.
+
+    Three times as fast as bytes.count and without the GIL. Comparing the whole block at once
+    would make a temporary as large as the block (8 MB, so mmapped and page-faulted afresh on
+    every call: that cost more than the counting); slices below glibc's mmap threshold reuse
+    the same heap memory.
+    """
+    codes = np.frombuffer(data, np.uint8)
+    value = byte[0]
+    return sum(
+        int(np.count_nonzero(codes[start : start + _COUNT_SLICE] == value))
+        for start in range(0, len(codes), _COUNT_SLICE)
+    )
 
 
-def first_line_longer_than(data: bytes, limit: int) -> int:
+_COUNT_SLICE = 256 * 1024
+
+
+def first_line_longer_than(data: bytes | bytearray, limit: int) -> int:
     """Start of the first line of `data` longer than `limit` bytes (line break included), or -1.
 
     Jumps to the last line break within each `limit` bytes, so it costs a few `rfind`s per
@@ -159,7 +173,7 @@ def first_line_longer_than(data: bytes, limit: int) -> int:
     return -1
 
 
-def decode_utf8(data: bytes, first_line: int) -> str:
+def decode_utf8(data: bytes | bytearray, first_line: int) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -216,7 +230,7 @@ class _LineFeed:
 
 
 def parse_by_rules(
-    data: bytes, first_line: int, layout: RecordLayout, final: str | None
+    data: bytes | bytearray, first_line: int, layout: RecordLayout, final: str | None
 ) -> tuple[RawBlock, int]:
     """The records of `data` and how many of its bytes they take: every record decided by the
     rules, line by line. `final` as for `ingest.logs.fast_records.parse_fast`; when it is None,
@@ -295,7 +309,7 @@ def _widen_csv_field_limit(size: int) -> None:
         csv.field_size_limit(size)
 
 
-def _line_sizes(data: bytes, count: int) -> list[int]:
+def _line_sizes(data: bytes | bytearray, count: int) -> list[int]:
     """Bytes of each physical line of `data`, its line break included."""
     ends = np.flatnonzero(np.frombuffer(data, np.uint8) == _NEWLINE[0]) + 1
     bounds = np.concatenate(([0], ends, [len(data)] if len(ends) < count else []))

@@ -103,17 +103,21 @@ OnFileRead = Callable[[int], None]
 
 @dataclass(frozen=True)
 class ReadSettings:
-    """How every file of a run is read: the feed's mapping file and the record limits (plain
-    data, handed to worker processes)."""
+    """How every file of a run is read: the feed's mapping file, the record limits and the
+    threads per file (plain data, handed to worker processes)."""
 
     feed: FeedMapping = field(default_factory=FeedMapping)
     limits: RecordLimits = field(default_factory=RecordLimits)
+    threads: int = 1
 
     @classmethod
     def of(
-        cls, feed: FeedMapping | Mapping[str, str] | None, limits: RecordLimits | None = None
+        cls,
+        feed: FeedMapping | Mapping[str, str] | None,
+        limits: RecordLimits | None = None,
+        threads: int = 1,
     ) -> ReadSettings:
-        return cls(as_feed_mapping(feed), limits or RecordLimits())
+        return cls(as_feed_mapping(feed), limits or RecordLimits(), threads)
 
 
 def ingest_all(
@@ -266,6 +270,7 @@ def ingest_safely(
             size=info.size,
             aliases=settings.feed,
             limits=settings.limits,
+            threads=settings.threads,
             on_progress=on_progress,
         )
     except ObjectChanged as exc:

@@ -17,22 +17,25 @@ be text CSV is recognised early, before any block is cut or parsed:
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import zlib
+from collections.abc import Iterator
 from typing import Any, BinaryIO
 
 try:  # ISA-L inflates ~3x faster than zlib; the standard gzip module is the fallback
-    from isal import igzip as _igzip
+    from isal.isal_zlib import _GzipReader
     from isal.isal_zlib import error as _IsalError
 except ImportError:  # pragma: no cover - depends on the environment
-    _igzip = None
+    _GzipReader = None
     _IsalError = zlib.error
 
 GZIP_MAGIC = b"\x1f\x8b"
 _NUL = b"\x00"
 _CR, _LF = b"\r", b"\n"
 _CR_TO_LF = bytes.maketrans(_CR, _LF)
+_GZIP_READ_BUFFER = 128 * 1024  # compressed bytes the reader takes from the source at a time
 _FIRST_READ_BYTES = 64 * 1024  # enough of the start to see how the first line ends
 _NOT_GZIP_ADVICE = "re-deliver it gzip-compressed, or name it *.csv if it is plain text"
 
@@ -51,8 +54,11 @@ def open_gzip(raw: BinaryIO) -> BinaryIO:
     if magic and magic != GZIP_MAGIC:
         raise gzip.BadGzipFile(f"it starts with {magic!r}, not the gzip magic bytes 1f 8b")
     stream = _Prefixed(magic, raw)
-    if _igzip is not None:
-        return _igzip.IGzipFile(fileobj=stream, mode="rb")
+    if _GzipReader is not None:
+        # ISA-L's reader itself (what `isal.igzip.IGzipFile` wraps): its `readinto` inflates
+        # straight into the caller's buffer with the GIL released, where a GzipFile's makes a
+        # new `bytes` per call and copies it
+        return io.BufferedReader(_GzipReader(stream, _GZIP_READ_BUFFER))
     return gzip.GzipFile(fileobj=stream, mode="rb")
 
 
@@ -110,13 +116,7 @@ class TextStream:
             raise UnreadableFile(
                 f"the file is gzip-compressed but not named *.gz; rename it {self._name}.gz"
             )
-        nul = chunk.find(_NUL)
-        if nul >= 0:
-            raise UnreadableFile(
-                f"it holds NUL bytes (0x00), the first at byte {self.uncompressed_bytes + nul:,} "
-                "of its text: it is not a text CSV file (binary data, a UTF-16 or UTF-32 export, "
-                "or a damaged file); re-export it as UTF-8 CSV or ask for a re-delivery"
-            )
+        self._check_nul(chunk.find(_NUL))
         self.uncompressed_bytes += len(chunk)
         if self.cr_line_ends is None:
             self.cr_line_ends = _ends_lines_with_cr(chunk)
@@ -126,9 +126,54 @@ class TextStream:
             chunk, self._held = chunk[:size], chunk[size:]
         return chunk
 
+    def readinto(self, buffer: bytearray, start: int, end: int) -> int:
+        """Fill `buffer[start:end]` with up to `end - start` bytes; 0 at the end of the file.
+
+        The reader's blocks are decompressed straight into buffers it reuses: a new 8 MB
+        `bytes` per read would be mmapped and page-faulted afresh every time.
+        """
+        if self._held or self.cr_line_ends is None:  # the start of the file: `read` decides
+            chunk = self.read(end - start)
+            buffer[start : start + len(chunk)] = chunk
+            return len(chunk)
+        with memoryview(buffer) as whole, whole[start:end] as target:
+            count = self._decompressed_into(target)
+        if not count:
+            return 0
+        nul = buffer.find(_NUL, start, start + count)
+        self._check_nul(nul - start if nul >= 0 else -1)
+        self.uncompressed_bytes += count
+        if self.cr_line_ends:
+            buffer[start : start + count] = buffer[start : start + count].translate(_CR_TO_LF)
+        return count
+
+    def _check_nul(self, offset: int) -> None:
+        """`offset`: of the first NUL in the chunk read now, or -1."""
+        if offset >= 0:
+            at = self.uncompressed_bytes + offset
+            raise UnreadableFile(
+                f"it holds NUL bytes (0x00), the first at byte {at:,} "
+                "of its text: it is not a text CSV file (binary data, a UTF-16 or UTF-32 export, "
+                "or a damaged file); re-export it as UTF-8 CSV or ask for a re-delivery"
+            )
+
     def _decompressed(self, size: int) -> bytes:
-        try:
+        with self._decompressor_verdicts():
             return self._stream.read(size)
+
+    def _decompressed_into(self, target: memoryview) -> int:
+        with self._decompressor_verdicts():
+            readinto = getattr(self._stream, "readinto", None)
+            if readinto is not None:
+                return int(readinto(target))
+            data = self._stream.read(len(target))
+            target[: len(data)] = data
+            return len(data)
+
+    @contextlib.contextmanager
+    def _decompressor_verdicts(self) -> Iterator[None]:
+        try:
+            yield
         except EOFError as exc:
             raise UnreadableFile(
                 "the gzip stream ends early (truncated file, e.g. an incomplete upload); ask "

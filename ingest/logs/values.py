@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -376,17 +377,29 @@ def _offset_ms(parts: pa.Array) -> pa.Array:
 def extra_columns_json(extras: Sequence[tuple[str, pa.Array]], length: int) -> pa.Array:
     """One JSON object string per row of the unknown columns; null when the file has none.
 
-    Each column becomes a `"name":value` member per row, joined vectorised. Extra columns are
-    usually low-cardinality (user agents, segments, server names), so a member is encoded once
-    per distinct value with json.dumps and spread to the rows with a take — one hash pass
-    instead of several regex and replace passes over every row.
+    Extra columns are usually low-cardinality (user agents, segments, server names), and so are
+    their combinations: then each distinct combination's object is encoded once with json.dumps
+    and the column is a dictionary of those objects (indices per row, no string per row: the
+    Parquet writer stores the dictionary as it is, instead of hashing ~150 bytes a row again).
+    Otherwise each column becomes a `"name":value` member per row (encoded once per distinct
+    value where the column has few), joined vectorised. Both give the same strings.
     """
     if not extras:
         return pa.nulls(length, pa.string())
-    pieces: list[pa.Array | str] = []
-    for index, (name, values) in enumerate(extras):
-        key = ("{" if index == 0 else ",") + json.dumps(name) + ":"
-        pieces.append(_json_members(key, _as_array(values)))
+    keys = [
+        ("{" if index == 0 else ",") + json.dumps(name) + ":"
+        for index, (name, _) in enumerate(extras)
+    ]
+    encoded = [pc.dictionary_encode(values) for _, values in extras]
+    limit = max(64, _DISTINCT_SHARE_FOR_DICTIONARY * length)
+    if all(_distinct(column) <= limit for column in encoded):
+        objects = _json_objects(keys, encoded, limit)
+        if objects is not None:
+            return objects
+    pieces: list[pa.Array | str] = [
+        _json_members(key, values, column, limit)
+        for key, (_, values), column in zip(keys, extras, encoded, strict=True)
+    ]
     pieces.append("}")
     return pc.binary_join_element_wise(*pieces, "")
 
@@ -394,6 +407,51 @@ def extra_columns_json(extras: Sequence[tuple[str, pa.Array]], length: int) -> p
 # above this share of distinct values a column is encoded row by row (vectorised) instead
 _DISTINCT_SHARE_FOR_DICTIONARY = 0.25
 _AWKWARD_CHARACTERS = r"[\x00-\x08\x0b\x0c\x0e-\x1f]"
+
+
+def _json_objects(
+    keys: list[str], encoded: list[pa.Array | pa.ChunkedArray], limit: float
+) -> pa.DictionaryArray | None:
+    """The objects as a dictionary array, one json.dumps per distinct combination of values;
+    None when there are more than `limit` combinations."""
+    indices = [_indices(column) for column in encoded]
+    combined = indices[0]
+    for column, column_indices in zip(encoded[1:], indices[1:], strict=True):
+        combined = combined * _distinct(column) + column_indices
+        if len(encoded) > 2:  # keep the codes dense, so that they never overflow
+            combined = np.unique(combined, return_inverse=True)[1].astype(np.int64)
+    distinct, first_rows, rows = np.unique(combined, return_index=True, return_inverse=True)
+    if len(distinct) > limit:
+        return None
+    values = [
+        _dictionary(column).take(pa.array(column_indices[first_rows])).to_pylist()
+        for column, column_indices in zip(encoded, indices, strict=True)
+    ]
+    objects = [
+        "".join(key + _json_value(value) for key, value in zip(keys, combination, strict=True))
+        + "}"
+        for combination in zip(*values, strict=True)
+    ]
+    return pa.DictionaryArray.from_arrays(
+        pa.array(rows.astype(np.int32)), pa.array(objects, pa.string())
+    )
+
+
+def _dictionary(encoded: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return (encoded.chunks[0] if isinstance(encoded, pa.ChunkedArray) else encoded).dictionary
+
+
+def _indices(encoded: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """The dictionary indices of one encoded column as int64 (chunks share one dictionary)."""
+    chunks = encoded.chunks if isinstance(encoded, pa.ChunkedArray) else [encoded]
+    parts = [chunk.indices.to_numpy(zero_copy_only=False) for chunk in chunks]
+    return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+
+
+def _distinct(encoded: pa.Array | pa.ChunkedArray) -> int:
+    if isinstance(encoded, pa.ChunkedArray) and not encoded.num_chunks:
+        return 0
+    return len(_dictionary(encoded))
 
 
 def _as_array(values: pa.Array | pa.ChunkedArray) -> pa.Array:
@@ -406,14 +464,15 @@ def _json_value(value: str) -> str:
     return json.dumps(value, ensure_ascii=False) if value else "null"
 
 
-def _json_members(key: str, values: pa.Array) -> pa.Array:
+def _json_members(
+    key: str, values: pa.Array | pa.ChunkedArray, encoded: pa.Array | pa.ChunkedArray, limit: float
+) -> pa.Array:
     """`key` + the JSON of each row's value (`null` for an empty one)."""
-    encoded = pc.dictionary_encode(values)
-    distinct = encoded.dictionary
-    if len(distinct) > max(64, _DISTINCT_SHARE_FOR_DICTIONARY * len(values)):
-        return _json_members_row_by_row(key, values)
+    if _distinct(encoded) > limit:
+        return _json_members_row_by_row(key, _as_array(values))
+    distinct = _dictionary(encoded)
     members = pa.array([key + _json_value(value) for value in distinct.to_pylist()], pa.string())
-    return members.take(encoded.indices)
+    return members.take(pa.array(_indices(encoded)))
 
 
 def _json_members_row_by_row(key: str, values: pa.Array) -> pa.Array:

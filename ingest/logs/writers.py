@@ -46,6 +46,18 @@ DICTIONARY_COLUMNS = (
     "max_slot_duration",
     "ad_duration",
 )
+# Columns handed to the writer as dictionary arrays: their values repeat over many rows and the
+# ingest knows them as a dictionary already (each distinct extra_columns object is encoded once;
+# source_file is one value per file), so neither is built, hashed nor held per row.
+DICTIONARY_ARRAY_COLUMNS = ("extra_columns", "source_file")
+WRITTEN_SCHEMA = pa.schema(
+    [
+        pa.field(field.name, pa.dictionary(pa.int32(), field.type))
+        if field.name in DICTIONARY_ARRAY_COLUMNS
+        else field
+        for field in LAKE_SCHEMA
+    ]
+)
 
 
 class PartitionedWriter:
@@ -71,9 +83,12 @@ class PartitionedWriter:
         return sorted(self._key_for_hour(hour) for hour in self._writers)
 
     def write(self, table: pa.Table) -> None:
-        """Append rows (LAKE_SCHEMA, event_time never null) to their hour partitions."""
+        """Append rows (LAKE_SCHEMA or WRITTEN_SCHEMA, event_time never null) to their hour
+        partitions."""
         if table.num_rows == 0:
             return
+        if table.schema != WRITTEN_SCHEMA:
+            table = table.cast(WRITTEN_SCHEMA)
         hour_starts = pc.cast(
             pc.floor_temporal(table.column("event_time"), unit="hour"), pa.int64()
         )
@@ -105,7 +120,9 @@ class PartitionedWriter:
         parts = self._buffers[hour_ms]
         if not parts:
             return
-        rows = pa.concat_tables(parts)
+        # one dictionary per column for the whole row group: with a different one per block the
+        # Parquet writer would decode every block and hash its values again
+        rows = pa.concat_tables(parts).unify_dictionaries()
         self._writers[hour_ms].write_table(rows, row_group_size=ROW_GROUP_ROWS)
         self._buffers[hour_ms] = []
         self._buffered_rows -= rows.num_rows
@@ -116,7 +133,13 @@ class PartitionedWriter:
             self._lake.open_write(self._key_for_hour(hour_ms))
         )
         writer = pq.ParquetWriter(
-            handle, LAKE_SCHEMA, compression="zstd", use_dictionary=list(DICTIONARY_COLUMNS)
+            handle,
+            WRITTEN_SCHEMA,
+            compression="zstd",
+            use_dictionary=list(DICTIONARY_COLUMNS),
+            # without the Arrow schema in the footer, readers see the Parquet types alone, so
+            # the dictionary columns read back as the strings of LAKE_SCHEMA
+            store_schema=False,
         )
         # LIFO: the footer is written before open_write commits (or discards) the file
         self._stack.callback(writer.close)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
 import uuid
 from typing import Any
@@ -288,3 +289,17 @@ def test_record_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch
     assert config.limits.max_record_lines == 100
     with pytest.raises(HandlerConfigError, match="B2P_MAX_RECORD_LINES must be a whole number"):
         aws_lambda.HandlerConfig.from_env({**env, "B2P_MAX_RECORD_LINES": "ten"}, need_queue=False)
+
+
+def test_threads_per_file_come_from_the_environment() -> None:
+    env = {"B2P_SOURCE": SOURCE, "B2P_LAKE": "s3://lake"}
+    assert (
+        aws_lambda.HandlerConfig.from_env(
+            {**env, "B2P_INGEST_THREADS": "3"}, need_queue=False
+        ).threads
+        == 3
+    )
+    default = aws_lambda.HandlerConfig.from_env(env, need_queue=False).threads
+    assert 1 <= default <= len(os.sched_getaffinity(0))
+    with pytest.raises(HandlerConfigError, match="B2P_INGEST_THREADS must be a whole number"):
+        aws_lambda.HandlerConfig.from_env({**env, "B2P_INGEST_THREADS": "0"}, need_queue=False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +54,14 @@ def test_a_user_error_exits_1_with_its_message_and_no_traceback(
     err = capsys.readouterr().err
     assert f"no warehouse at {missing}" in err
     assert "Traceback" not in err
+
+
+def test_a_bad_thread_count_in_the_environment_is_a_usage_error_of_ingest_only(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    monkeypatch.setenv("B2P_INGEST_THREADS", "none")
+    with pytest.raises(SystemExit) as exit_info:
+        main(["ingest", "--source", str(tmp_path), "--lake", str(tmp_path / "lake")])
+    assert exit_info.value.code == 2
+    assert "--threads: 'none' is not a whole number" in capsys.readouterr().err
+    assert main(["sample", "--out", str(tmp_path / "sample"), "--days", "1"]) == 0

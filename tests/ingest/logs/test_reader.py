@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from ingest.logs import reader as reader_module
+from ingest.logs import pieces as pieces_module
 from ingest.logs.fast_records import _parse_with_arrow
 from ingest.logs.reader import (
     LogFileReader,
@@ -116,7 +116,7 @@ def test_lines_match_an_independent_count_across_block_sizes(
         def no_fallback(*_args: object) -> None:
             raise AssertionError("the pyarrow path should have handled this block")
 
-        monkeypatch.setattr(reader_module, "parse_by_rules", no_fallback)
+        monkeypatch.setattr(pieces_module, "parse_by_rules", no_fallback)
     rng = random.Random(7)
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\r\n", quoting=csv.QUOTE_MINIMAL)
@@ -218,13 +218,13 @@ def measure_parsed_blocks(monkeypatch: pytest.MonkeyPatch) -> list[int]:
     """The sizes of the blocks the reader hands to either parser, from now on."""
     sizes: list[int] = []
     for name in ("parse_fast", "parse_by_rules"):
-        parse = getattr(reader_module, name)
+        parse = getattr(pieces_module, name)
 
         def measured(block: bytes, *args: object, _parse=parse) -> object:
             sizes.append(len(block))
             return _parse(block, *args)
 
-        monkeypatch.setattr(reader_module, name, measured)
+        monkeypatch.setattr(pieces_module, name, measured)
     return sizes
 
 

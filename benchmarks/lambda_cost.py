@@ -1,0 +1,95 @@
+"""What an ingest costs on the stack's worker Lambda, from CPU-seconds and wall time measured here.
+
+The worker's memory comes from the CloudFormation template (its `MemorySize`, or the default of
+the parameter it refers to), so a change of the stack's setting changes the figure. Lambda bills
+duration × memory (GB-seconds, 1 GB = 1,024 MB) whatever the CPU does, and gives CPU in
+proportion to memory: one vCPU's worth per 1,769 MB (AWS: "Lambda allocates CPU power in
+proportion to the amount of memory configured ... at 1,769 MB, a function has the equivalent of
+one vCPU"). The duration on Lambda is estimated as the longer of the wall time measured here
+and the CPU-seconds spread over the function's vCPUs: a lower bound, since Lambda's cores are
+not faster than this machine's. Per-request charges ($0.20 per million) are left out: one
+request per file.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+TEMPLATE = ROOT / "infra" / "bones2peaches.yaml"
+WORKER_FUNCTION_SUFFIX = "-ingest-worker"
+
+
+@dataclass(frozen=True)
+class LambdaPrice:
+    usd_per_gb_second: float
+    architecture: str
+    as_of: str  # when the price was taken as true
+
+
+# Lambda's duration price (x86, us-east-1, the first 6 billion GB-seconds of a month)
+PRICE = LambdaPrice(0.0000166667, "x86_64", "2026-12-01")
+MB_PER_VCPU = 1769
+MB_PER_GB = 1024
+BYTES_PER_TB = 10**12
+
+
+class _TemplateLoader(yaml.SafeLoader):
+    """YAML with CloudFormation's short tags (`!Ref X` becomes {"Ref": "X"})."""
+
+
+def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
+    if isinstance(node, yaml.ScalarNode):
+        value: Any = loader.construct_scalar(node)
+    elif isinstance(node, yaml.SequenceNode):
+        value = loader.construct_sequence(node, deep=True)
+    else:
+        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
+    return {suffix if suffix == "Ref" else f"Fn::{suffix}": value}
+
+
+_TemplateLoader.add_multi_constructor("!", _tagged)
+
+
+def worker_memory_mb(template: Path = TEMPLATE) -> int:
+    """The ingest worker function's memory setting in the stack's template."""
+    # a SafeLoader that also knows the short tags
+    document = yaml.load(template.read_text(), Loader=_TemplateLoader)
+    for resource in document["Resources"].values():
+        properties = resource.get("Properties", {})
+        name = properties.get("FunctionName", {})
+        if resource.get("Type") == "AWS::Lambda::Function" and WORKER_FUNCTION_SUFFIX in str(name):
+            memory = properties["MemorySize"]
+            if isinstance(memory, dict):
+                memory = document["Parameters"][memory["Ref"]]["Default"]
+            return int(memory)
+    raise LookupError(f"no function named *{WORKER_FUNCTION_SUFFIX} in {template}")
+
+
+@dataclass(frozen=True)
+class LambdaCost:
+    memory_mb: int
+    vcpus: float
+    seconds_per_tb: float  # estimated duration per TB of uncompressed CSV
+    gb_seconds_per_tb: float
+    usd_per_tb: float
+
+
+def lambda_cost(wall_seconds: float, cpu_seconds: float, csv_bytes: int) -> LambdaCost:
+    """The cost per TB of CSV of a run that took `wall_seconds` and `cpu_seconds` on
+    `csv_bytes` here, at the worker's memory setting."""
+    memory = worker_memory_mb()
+    vcpus = memory / MB_PER_VCPU
+    seconds = max(wall_seconds, cpu_seconds / vcpus) * BYTES_PER_TB / csv_bytes
+    gb_seconds = seconds * memory / MB_PER_GB
+    return LambdaCost(
+        memory,
+        round(vcpus, 2),
+        round(seconds),
+        round(gb_seconds),
+        round(gb_seconds * PRICE.usd_per_gb_second, 2),
+    )
