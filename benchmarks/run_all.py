@@ -28,8 +28,11 @@ TARGETS = (
         ("peak_rss_mb",),
         ingest_memory.TARGET_PEAK_RSS_MB,
     ),
-    ("dbt", "full dbt build / hand-written query", ("full_over_hand_written",), 2.0),
-    ("dbt", "one-hour incremental / full build", ("incremental_over_full",), 0.10),
+    ("dbt", "dbt full build / hand-written query (30 d)", ("full_over_hand_written",), 2.0),
+    ("dbt", "one-hour incremental / full build (30 d)", ("incremental_over_full",), 0.15),
+    ("dbt", "  same, touched-day window", ("touched_window_over_full",), 0.15),
+    ("dbt", "incremental growth 30 -> 90 days", ("incremental_growth",), 0.20),
+    ("dbt", "  same, touched-day window", ("touched_window_growth",), 0.20),
 )
 
 
@@ -60,10 +63,15 @@ def main() -> int:
             continue
         value: object = results[benchmark]
         for key in path:
-            value = value[key]  # type: ignore[index]
+            value = value.get(key, "n/a")  # type: ignore[union-attr]
+        if value == "n/a":
+            print(f"{label:42s} {value:>7} (target <= {target}): not measured")
+            continue
         verdict = "met" if float(value) <= target else "NOT met"  # type: ignore[arg-type]
         print(f"{label:42s} {value:>7} (target <= {target}): {verdict}")
     print_cost(results["ingest"])
+    if not results["dbt"].get("all_marts_correct"):
+        print("dbt marts differ from the ground truth: the dbt figures above mean nothing")
     print(f"benchmarks took {time.perf_counter() - clock:.0f} s")
     return 0
 

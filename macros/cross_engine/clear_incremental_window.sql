@@ -7,16 +7,28 @@
     Does nothing outside an incremental run (first build, --full-refresh: the table is replaced).
 #}
 {% macro clear_incremental_window() %}
-    {%- if execute and is_incremental() -%}
-        {%- set window = bones2peaches.incremental_window() -%}
-        {%- if window is not none -%}
-            {{ return(adapter.dispatch('clear_incremental_window', 'bones2peaches')(this, window)) }}
-        {%- endif -%}
+    {%- if not execute -%}
+        {{ return('') }}
     {%- endif -%}
-    {{ return('') }}
+    {#- computed once: the statements below change what incremental_window_start would find -#}
+    {%- set window = bones2peaches.incremental_window() if is_incremental() else none -%}
+    {{ return(adapter.dispatch('clear_incremental_window', 'bones2peaches')(this, window)) }}
 {% endmacro %}
 
-{# DuckDB (and any engine with DELETE): one statement, inside the model's transaction. #}
+{# Any engine with DELETE (Trino): one statement; nothing on a build of the whole table. #}
 {% macro default__clear_incremental_window(relation, window) -%}
+    {%- if window is none -%}
+        {{ return('') }}
+    {%- endif -%}
     {{ return("delete from " ~ relation ~ " where " ~ bones2peaches.event_date_in_window('event_date', window)) }}
+{%- endmacro %}
+
+{# DuckDB: the same inside the model's transaction, and the window recorded for the data tests
+   (macros/tests/test_window.sql) in that transaction too; a whole build forgets the record. #}
+{% macro duckdb__clear_incremental_window(relation, window) -%}
+    {%- set record = bones2peaches.record_tested_window(relation, window) -%}
+    {%- if window is none -%}
+        {{ return(record) }}
+    {%- endif -%}
+    {{ return(bones2peaches.default__clear_incremental_window(relation, window) ~ ";\n" ~ record) }}
 {%- endmacro %}

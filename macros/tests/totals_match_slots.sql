@@ -9,7 +9,7 @@
 {%- set metrics = bones2peaches.capacity_metric_names() | reject('equalto', 'sell_through_rate') | list %}
 {#- a scheduled run compares the days it rebuilt (test_window.sql): stg_freewheel__slots's
     window, which every mart's window contains -#}
-{%- set window = bones2peaches.tested_window(slots) %}
+{%- set window_filter = bones2peaches.tested_window_filter(slots) or '1 = 1' %}
 
 with
 
@@ -23,7 +23,7 @@ mart_totals as (
         {%- endfor %}
 
     from {{ model }}
-    where {{ bones2peaches.event_date_in_window('event_date', window) }}
+    where {{ window_filter }}
     group by 1, 2
 
 ),
@@ -38,7 +38,7 @@ slot_totals as (
         {%- endfor %}
 
     from {{ slots }}
-    where {{ bones2peaches.event_date_in_window('event_date', window) }}
+    where {{ window_filter }}
     {% if slot_type -%}
         and slot_type = '{{ slot_type }}'
     {% endif -%}

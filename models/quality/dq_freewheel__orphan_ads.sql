@@ -2,30 +2,27 @@
 
 {%- set window = bones2peaches.incremental_window() %}
 
--- Incremental by day like the marts: an ad of the rebuilt window is an orphan when no
--- slotImpression of its slot exists in the window or the day before it (slots start before
--- their ads: a slot at 23:59 can have its ads after midnight). One read of the window and the
--- day before, as in stg_freewheel__slots (Trino does not materialise a CTE read twice). A
--- slotImpression arriving later than lookback_days turns its orphans back only on
--- --full-refresh (DECISIONLOG.md).
+-- Incremental by day like the marts: an ad of the rebuilt window is an orphan when
+-- stg_freewheel__slots has no slot of its (transaction_id, slot_id) in the window or the day
+-- before it (slots start before their ads: a slot at 23:59 can have its ads after midnight), i.e.
+-- exactly the ads no mart counts. One read of the window's ads from the lake, and the two id
+-- columns of the slots already built (a hash anti-join, instead of a window function over every
+-- slot and ad event of the window). A slotImpression arriving later than lookback_days turns its
+-- orphans back only on --full-refresh (DECISIONLOG.md).
 with
-
-events as (
-
-    select * from {{ ref('stg_freewheel__v4_events') }}
-    where event_name in ('slotimpression', 'defaultimpression')
-        and {{ bones2peaches.event_date_in_window('event_date', window, start_shift=-1) }}
-
-),
 
 ads as (
 
-    select
-        *,
-        max(case when event_name = 'slotimpression' then 1 else 0 end)
-            over (partition by transaction_id, slot_id) as has_slot_impression
+    select * from {{ ref('stg_freewheel__v4_events') }}
+    where event_name = 'defaultimpression'
+        and {{ bones2peaches.event_date_in_window('event_date', window) }}
 
-    from events
+),
+
+slots as (
+
+    select transaction_id, slot_id from {{ ref('stg_freewheel__slots') }}
+    where {{ bones2peaches.event_date_in_window('event_date', window, start_shift=-1) }}
 
 ),
 
@@ -56,9 +53,10 @@ orphan_ads as (
         ads.event_date
 
     from ads
-    where ads.event_name = 'defaultimpression'
-        and ads.has_slot_impression = 0
-        and {{ bones2peaches.event_date_in_window('ads.event_date', window) }}
+    left join slots
+        on ads.transaction_id = slots.transaction_id
+        and ads.slot_id = slots.slot_id
+    where slots.slot_id is null
 
 )
 

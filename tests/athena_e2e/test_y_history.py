@@ -211,6 +211,32 @@ def test_scheduled_data_tests_read_the_same_at_30_and_365_days(history: dict) ->
     assert bytes_365 <= bytes_30 * 1.1
 
 
+def test_a_scheduled_run_reads_the_same_at_30_and_365_days(history: dict) -> None:
+    """Issue 14: the whole incremental run (every model and data test it runs), not only its
+    tests: the partitions and bytes it reads depend on the window, not on the history."""
+
+    def reads(queries: list[dict]) -> dict[str, tuple[int, int]]:
+        totals: dict[str, tuple[int, int]] = {}
+        for q in queries:
+            kind = (q["node_id"] or "other.").split(".")[0]
+            partitions, scanned = totals.get(kind, (0, 0))
+            totals[kind] = (
+                partitions + sum(len(p) for p in q["partitions_read"].values()),
+                scanned + q["data_scanned_bytes"],
+            )
+        return totals
+
+    at_30, at_365 = reads(history["at_30"]), reads(history["at_365"])
+    print(
+        "\nscheduled run (partitions, bytes) by node type: "
+        f"{at_30} at 30 days, {at_365} at {HISTORY_DAYS} days"
+    )
+    assert at_30["model"][0] > 0
+    assert at_365["model"][0] == at_30["model"][0]
+    assert at_365["model"][1] <= at_30["model"][1] * 1.1
+    assert sum(p for p, _ in at_365.values()) == sum(p for p, _ in at_30.values())
+
+
 def test_a_backfill_refuses_days_the_projection_does_not_cover(year_stack: AthenaStack) -> None:
     """Defect 6c: partition projection starts at ProjectionStartDate; older files are invisible
     to Athena, silently. The backfill names them and says what to change."""

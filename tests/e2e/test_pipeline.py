@@ -280,3 +280,47 @@ def test_a_late_ad_after_midnight_of_the_window_s_first_day_joins_its_slot(
     )
     assert midroll == [("2026-10-10", 23, 1, 45), ("2026-10-14", 9, 0, 0)]
     assert query(project, "select count(*) from dq_freewheel__orphan_ads") == [(0,)]
+
+
+def test_scheduled_data_tests_read_only_the_window_the_run_rebuilt(
+    sample: Path, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    """Issue 14: on DuckDB too, a run's data tests read only the days each incremental model
+    rebuilt (recorded in b2p_tested_windows by its pre-hook); `test_scope: full` reads all."""
+    work = tmp_path_factory.mktemp("tested_window")
+    project = DbtProject(work=work, lake=work / "lake")
+    ingest(sample / "logs", project.lake)
+    copy_dimensions(sample, project.lake)
+    scheduled = ("--exclude-resource-type", "unit_test", "--select", "stg_freewheel__slots")
+    project.run(
+        "build", "--exclude-resource-type", "unit_test", "--select", "+stg_freewheel__slots"
+    )
+    with duckdb.connect(str(project.warehouse), read_only=True) as connection:
+        first, last = connection.execute(
+            "select min(event_date), max(event_date) from stg_freewheel__slots"
+        ).fetchone()
+    assert first < last
+    project.run("build", *scheduled, "--vars", f"{{window_start: {last}}}")
+
+    def duplicate_a_slot_of(day: object) -> None:
+        with duckdb.connect(str(project.warehouse)) as connection:
+            recorded = connection.execute(
+                "select window_start, window_end from b2p_tested_windows"
+                " where relation_name = 'stg_freewheel__slots'"
+            ).fetchall()
+            assert recorded == [(last, None)]
+            connection.execute(
+                "insert into stg_freewheel__slots"
+                " select * from stg_freewheel__slots where event_date = ? limit 1",
+                [day],
+            )
+
+    duplicate_a_slot_of(first)  # outside the window
+    assert project.run("test", *scheduled).returncode == 0
+    full = project.run("test", *scheduled, "--vars", "{test_scope: full}", check=False)
+    assert full.returncode != 0
+    assert "unique_combination_of_columns_stg_freewheel__slots" in full.stdout
+    duplicate_a_slot_of(last)  # inside it
+    windowed = project.run("test", *scheduled, check=False)
+    assert windowed.returncode != 0
+    assert "unique_combination_of_columns_stg_freewheel__slots" in windowed.stdout
