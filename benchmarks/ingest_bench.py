@@ -117,7 +117,10 @@ def input_file(size_mb: int) -> V4File:
     fork and exec (Python's subprocess even shares the memory until the exec), so the ~400 MB the
     generator takes would be every contender's peak RSS in the run that made the file.
     """
-    code = f"from benchmarks.v4file import make_v4_file as m; m({str(CACHE)!r}, {size_mb}_000_000)"
+    code = (
+        "from pathlib import Path; from benchmarks.v4file import make_v4_file as m; "
+        f"m(Path({str(CACHE)!r}), {size_mb}_000_000)"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
     return make_v4_file(CACHE, size_mb * 1_000_000)  # cached now: reads its metadata only
 

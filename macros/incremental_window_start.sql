@@ -62,8 +62,9 @@
     caller asks only under is_incremental(), where a none would read everything.
 
     Every incremental model clears its table from this day on before inserting the rebuilt days
-    (clear_incremental_window, its pre-hook). Without window_start it queries {{ this }} at run
-    time.
+    (clear_incremental_window, its pre-hook). Without window_start it queries the table's
+    event_date values at run time: on Athena and Trino from its "$partitions" metadata table
+    (partition_dates), since max(event_date) on the table itself reads every day's files.
 #}
 {% macro incremental_window_start() %}
     {% set requested = var('window_start', none) %}
@@ -77,7 +78,7 @@
     {% set anchor = 'least(coalesce(max(event_date), current_date), current_date)' %}
     {% set window_start_query %}
         select cast({{ bones2peaches.date_add_days(anchor, -(lookback_days + 1)) }} as {{ dbt.type_string() }})
-        from {{ this }}
+        from {{ bones2peaches.partition_dates(this) }}
     {% endset %}
     {% set window_start = run_query(window_start_query) %}
     {% if window_start.rows | length == 0 or window_start.columns[0].values()[0] is none %}

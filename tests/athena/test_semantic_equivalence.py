@@ -211,7 +211,12 @@ def window_query_value(
     table: str | None = None,
 ) -> str | None:
     """The stg_freewheel__slots window query run in DuckDB, optionally on another table."""
-    (query,) = [q for q in incremental.queries if '"stg_freewheel__slots"' in q]
+    partitions = f'"{athena_dbt.MODELS_DATABASE}"."stg_freewheel__slots$partitions"'
+    (query,) = [q for q in incremental.queries if partitions in q]
+    # the "$partitions" table lists the table's event_date values: the table itself stands in
+    query = query.replace(
+        partitions, athena_name(athena_dbt.MODELS_DATABASE, "stg_freewheel__slots")
+    )
     schema = athena_dbt.relation_schema(incremental.project.manifest())
     sql = to_duckdb(query, schema)
     if table is not None:
@@ -250,15 +255,16 @@ def test_athena_window_query_is_trinos_date_add_on_the_capped_latest_day(
 ) -> None:
     """athena__date_add_days, which sqlglot cannot transpile faithfully (see above), on its own:
     the window query is exactly Trino's date_add('day', -(lookback_days + 1), <anchor>), cast to
-    varchar, over the model's own table, where the anchor is max(event_date) capped at (and,
-    on an empty table, equal to) current_date. Trino's date_add on a date returns a date, and a
-    date cast to varchar is ISO yyyy-mm-dd, which the model inlines as date '<value>'."""
+    varchar, over the model's "$partitions" metadata table (the table itself would read every
+    day's files), where the anchor is max(event_date) capped at (and, on an empty table, equal
+    to) current_date. Trino's date_add on a date returns a date, and a date cast to varchar is
+    ISO yyyy-mm-dd, which the model inlines as date '<value>'."""
     anchor = "least(coalesce(max(event_date), current_date), current_date)"
     expected = parse_athena(
         f"select cast(date_add('day', -{lookback_days() + 1}, {anchor}) as varchar)"
-        f" from {athena_name(athena_dbt.MODELS_DATABASE, 'stg_freewheel__slots')}"
+        f' from "{athena_dbt.MODELS_DATABASE}"."stg_freewheel__slots$partitions"'
     )
-    (query,) = [q for q in incremental.queries if '"stg_freewheel__slots"' in q]
+    (query,) = [q for q in incremental.queries if '"stg_freewheel__slots$partitions"' in q]
     assert parse_athena(query) == expected
 
 
