@@ -15,6 +15,17 @@ from tests.bi.dashboard import DashboardLoad
 from tests.support.dbt import DbtProject
 from tests.support.dbt_models import mart_names
 
+# the relations the bundle's datasets read (the virtual hour-of-day dataset: the three hourly)
+DATASET_TABLES = (
+    "capacity_by_site",
+    "capacity_by_site_section",
+    "capacity_by_series",
+    "capacity_preroll",
+    "capacity_midroll",
+    "capacity_overlay",
+    "dq_freewheel__delivery_health",
+)
+
 TOLERANCE = 1e-6
 
 

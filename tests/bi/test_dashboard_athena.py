@@ -37,16 +37,6 @@ CONNECTIONS = ("trino", "pyathena")
 REGION = "us-east-1"
 
 SUPERSET_USER = "superset-athena-bi"  # Trino's query history tells its queries apart by it
-# the relations the bundle's datasets read (the virtual hour-of-day dataset: the three hourly)
-DATASET_TABLES = (
-    "capacity_by_site",
-    "capacity_by_site_section",
-    "capacity_by_series",
-    "capacity_preroll",
-    "capacity_midroll",
-    "capacity_overlay",
-    "dq_freewheel__delivery_health",
-)
 
 
 @dataclass(frozen=True)
@@ -171,7 +161,7 @@ def test_the_charts_read_the_tables_dbt_built_through_athena(
         for query in stack.queries(build)
         if query["node_id"] and query["substatement"] == "CREATE_TABLE_AS_SELECT"
     }
-    assert set(DATASET_TABLES) <= created, set(DATASET_TABLES) - created
+    assert set(expectations.DATASET_TABLES) <= created, set(expectations.DATASET_TABLES) - created
     if loaded_on_athena.connection == "trino":
         sent = [
             sql
@@ -197,8 +187,8 @@ def assert_read_every_dataset_table(sent: list[str], database: str) -> None:
     # column introspection of provision (information_schema)
     read = {
         table
-        for table in DATASET_TABLES
+        for table in expectations.DATASET_TABLES
         for sql in sent
         if re.search(rf'\bFROM\s+(?:"?{database}"?\.)?"?{table}\b', sql, re.IGNORECASE)
     }
-    assert read == set(DATASET_TABLES), set(DATASET_TABLES) - read
+    assert read == set(expectations.DATASET_TABLES), set(expectations.DATASET_TABLES) - read

@@ -26,16 +26,6 @@ from tests.support.dbt import DbtProject
 
 pytestmark = pytest.mark.trino
 
-# the relations the bundle's datasets read
-MARTS = [
-    "capacity_by_site",
-    "capacity_by_site_section",
-    "capacity_by_series",
-    "capacity_preroll",
-    "capacity_midroll",
-    "capacity_overlay",
-    "dq_freewheel__delivery_health",
-]
 TRINO_TYPES = {
     "VARCHAR": "varchar",
     "BIGINT": "bigint",
@@ -105,7 +95,7 @@ def copy_marts(project: DbtProject, settings: dict[str, str]) -> None:
         + (f" with (location = '{location}')" if location else "")
     )
     with duckdb.connect(str(project.warehouse), read_only=True) as warehouse:
-        for table in MARTS:
+        for table in expectations.DATASET_TABLES:
             described = warehouse.execute(f"describe {table}").fetchall()
             columns = [(name, TRINO_TYPES[kind]) for name, kind, *_ in described]
             rows = warehouse.execute(f"select * from {table}").fetchall()
