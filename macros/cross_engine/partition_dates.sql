@@ -13,9 +13,9 @@
 {%- endmacro %}
 
 {% macro athena__partition_dates(relation) -%}
-    "{{ relation.schema }}"."{{ relation.identifier }}$partitions"
+    "{{ relation.database }}"."{{ relation.schema }}"."{{ relation.identifier }}$partitions"
 {%- endmacro %}
 
 {% macro trino__partition_dates(relation) -%}
-    "{{ relation.schema }}"."{{ relation.identifier }}$partitions"
+    "{{ relation.database }}"."{{ relation.schema }}"."{{ relation.identifier }}$partitions"
 {%- endmacro %}

@@ -211,7 +211,7 @@ def window_query_value(
     table: str | None = None,
 ) -> str | None:
     """The stg_freewheel__slots window query run in DuckDB, optionally on another table."""
-    partitions = f'"{athena_dbt.MODELS_DATABASE}"."stg_freewheel__slots$partitions"'
+    partitions = athena_name(athena_dbt.MODELS_DATABASE, "stg_freewheel__slots$partitions")
     (query,) = [q for q in incremental.queries if partitions in q]
     # the "$partitions" table lists the table's event_date values: the table itself stands in
     query = query.replace(
@@ -262,7 +262,7 @@ def test_athena_window_query_is_trinos_date_add_on_the_capped_latest_day(
     anchor = "least(coalesce(max(event_date), current_date), current_date)"
     expected = parse_athena(
         f"select cast(date_add('day', -{lookback_days() + 1}, {anchor}) as varchar)"
-        f' from "{athena_dbt.MODELS_DATABASE}"."stg_freewheel__slots$partitions"'
+        f" from {athena_name(athena_dbt.MODELS_DATABASE, 'stg_freewheel__slots$partitions')}"
     )
     (query,) = [q for q in incremental.queries if '"stg_freewheel__slots$partitions"' in q]
     assert parse_athena(query) == expected
