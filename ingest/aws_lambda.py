@@ -58,7 +58,7 @@ from botocore.exceptions import ClientError
 from ingest.logs.attempt import STATUS_FAILED, IngestResult, ingest_object, log_result, refused
 from ingest.logs.contract import FeedMapping, load_aliases, parse_aliases
 from ingest.logs.lake import IngestLog, VersionCommit, source_id_for
-from ingest.logs.reader import default_threads
+from ingest.logs.reader import THREADS_VARIABLE, default_threads
 from ingest.logs.records import RecordLimits
 from ingest.logs.runner import SourceAccess, plan, worker_storages
 from ingest.logs.runtime import bound_arrow_memory
@@ -125,24 +125,19 @@ class HandlerConfig:
 
 def _threads_from_env(env: Mapping[str, str]) -> int:
     """`B2P_INGEST_THREADS`, or the function's cores (2 at the stack's 3,008 MB)."""
-    text = env.get("B2P_INGEST_THREADS", "").strip()
-    if not text:
-        return default_threads()
-    if not (text.isdigit() and int(text) > 0):
-        raise HandlerConfigError(
-            f"B2P_INGEST_THREADS must be a whole number of 1 or more, not {text!r}"
-        )
-    return int(text)
+    return _positive_from_env(env, THREADS_VARIABLE) or default_threads()
+
+
+def _positive_from_env(env: Mapping[str, str], name: str) -> int | None:
+    text = env.get(name, "").strip()
+    if text and not (text.isdigit() and int(text) > 0):
+        raise HandlerConfigError(f"{name} must be a whole number of 1 or more, not {text!r}")
+    return int(text) if text else None
 
 
 def _limits_from_env(env: Mapping[str, str]) -> RecordLimits:
     names = ("B2P_MAX_RECORD_BYTES", "B2P_MAX_FIELD_BYTES", "B2P_MAX_RECORD_LINES")
-    values: list[int | None] = []
-    for name in names:
-        text = env.get(name, "").strip()
-        if text and not (text.isdigit() and int(text) > 0):
-            raise HandlerConfigError(f"{name} must be a whole number of 1 or more, not {text!r}")
-        values.append(int(text) if text else None)
+    values = [_positive_from_env(env, name) for name in names]
     try:
         return RecordLimits.given(*values)
     except ValueError as exc:

@@ -168,7 +168,7 @@ def _client(service: str) -> Any:
     only when the command runs)."""
     from ingest.storage import aws
 
-    region = os.environ.get("B2P_ATHENA_REGION")
+    region = os.environ.get("B2P_ATHENA_REGION", "eu-west-1")  # profiles.yml.example's default
     return aws.caller_session().client(service, region_name=region, config=aws.client_config())
 
 
@@ -223,7 +223,8 @@ def _run(args: argparse.Namespace) -> int:
     check_projection(sizes, _projection_start())
     max_bytes = args.max_bytes or _workgroup_cutoff()
     chunks = plan_chunks(sizes, start, end, max_days=args.max_days, max_bytes=max_bytes)
-    dbt_args = [a for a in args.dbt_args if a != "--"] or list(DEFAULT_DBT_ARGS)
+    given = args.dbt_args[1:] if args.dbt_args[:1] == ["--"] else args.dbt_args
+    dbt_args = list(given) or list(DEFAULT_DBT_ARGS)
     for chunk in chunks:
         days = f"{chunk.start} .. {chunk.end} (end excluded): {chunk.days} days"
         print(f"{days}, reads at most {chunk.read_bytes} bytes")

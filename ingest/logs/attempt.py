@@ -340,13 +340,8 @@ def _lake_rows(
     )
     columns["source_line"] = block.lines
     columns["ingested_at"] = pa.repeat(ingested_at, rows)
-    return pa.table(
-        [_as_type(columns[f.name], f.type) for f in WRITTEN_SCHEMA], schema=WRITTEN_SCHEMA
-    )
-
-
-def _as_type(values: pa.Array | pa.ChunkedArray, kind: pa.DataType) -> pa.Array | pa.ChunkedArray:
-    return values if values.type == kind else values.cast(kind)
+    # in the written order; the writer casts what is not of WRITTEN_SCHEMA's types yet
+    return pa.table({field.name: columns[field.name] for field in WRITTEN_SCHEMA})
 
 
 def _malformed_rejects(block: RawBlock, source_uri: str) -> Iterable[dict[str, Any]]:
@@ -374,9 +369,9 @@ def _invalid_value_rejects(
         for row in pc.indices_nonzero(problem.mask).to_pylist():
             first_problem.setdefault(row, problem)
     rows = np.array(sorted(first_problem), dtype=np.int64)
-    lines = rows_of(block.lines, rows)
-    spans = [1] * len(rows) if block.spans is None else rows_of(block.spans, rows)
-    values = [rows_of(column, rows) for column in block.columns]
+    lines = _rows_of(block.lines, rows)
+    spans = [1] * len(rows) if block.spans is None else _rows_of(block.spans, rows)
+    values = [_rows_of(column, rows) for column in block.columns]
     for index, (row, line) in enumerate(zip(rows.tolist(), lines, strict=True)):
         problem = first_problem[row]
         # a key built from several columns shows each part: 'preroll' + ''
@@ -396,7 +391,7 @@ def _invalid_value_rejects(
         }
 
 
-def rows_of(values: pa.Array | pa.ChunkedArray, rows: np.ndarray) -> list[Any]:
+def _rows_of(values: pa.Array | pa.ChunkedArray, rows: np.ndarray) -> list[Any]:
     """The values at `rows` (ascending) as Python objects, taken chunk by chunk: a `take` on
     a chunked string column would first copy the whole column into one chunk."""
     if isinstance(values, pa.Array):

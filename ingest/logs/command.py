@@ -26,7 +26,7 @@ from ingest.logs.attempt import (
 from ingest.logs.contract import FeedMapping, load_aliases
 from ingest.logs.lake import PROBE_KEY, IngestLog
 from ingest.logs.progress import ProgressBar
-from ingest.logs.reader import MAX_DEFAULT_THREADS, default_threads
+from ingest.logs.reader import MAX_DEFAULT_THREADS, THREADS_VARIABLE, default_threads
 from ingest.logs.records import (
     DEFAULT_MAX_FIELD_BYTES,
     DEFAULT_MAX_RECORD_BYTES,
@@ -64,9 +64,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         # a string default goes through `type` when the command runs: a bad value in the
         # environment is a usage error of `b2p ingest`, not a traceback of every command
-        default=os.environ.get("B2P_INGEST_THREADS", "").strip() or None,
+        default=os.environ.get(THREADS_VARIABLE, "").strip() or None,
         help="threads parsing and validating each file's blocks, beside the one that reads "
-        "and writes it; the output is the same for any number (default: $B2P_INGEST_THREADS, "
+        f"and writes it; the output is the same for any number (default: ${THREADS_VARIABLE}, "
         f"or the cores divided by --workers, 1 to {MAX_DEFAULT_THREADS})",
     )
     parser.add_argument(

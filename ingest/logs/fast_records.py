@@ -28,6 +28,7 @@ from ingest.logs.records import (
     first_line_longer_than,
     single_array,
 )
+from ingest.logs.records import physical_lines as lines_in
 
 _ARROW_BLOCK_BYTES = 1 * 1024 * 1024
 _QUOTE = b'"'
@@ -49,8 +50,7 @@ def parse_fast(
     `physical_lines`: the data's, when the caller has counted them already.
     """
     if physical_lines is None:
-        newlines = count_byte(data, _NEWLINE)
-        physical_lines = newlines if data.endswith(_NEWLINE) else newlines + 1
+        physical_lines = lines_in(data)
     # a quote still open at the very end: pyarrow would take the rest as its value
     if final is not None and count_byte(data, _QUOTE) % 2 == 1:
         return None

@@ -41,10 +41,11 @@ from ingest.logs.records import (
     count_byte,
     first_line_longer_than,
     parse_by_rules,
+    physical_lines,
 )
 from ingest.logs.text import TextStream
 
-END_OF_FILE = "the end of the file"
+_END_OF_FILE = "the end of the file"
 _READ_BYTES = 8 * 1024 * 1024  # of a line too long to keep, streamed past at a time
 # what the exact parser takes at a time: its Python objects cost ~10x the bytes; each such
 # piece is first tried with pyarrow's parser, so one bad record costs 1 MiB of slow parsing
@@ -117,7 +118,7 @@ class Cutter:
                 line = self.line + count_byte(window, _NEWLINE)
                 return self._piece(window, f"line {line}, which is too long to be part of a record")
             if self._eof and not self._held:
-                return self._piece(window, END_OF_FILE)
+                return self._piece(window, _END_OF_FILE)
             cut = last_record_boundary(window)
             trusted = cut > 0 and len(window) - cut <= limits.max_record_bytes
             if not trusted:
@@ -140,14 +141,14 @@ class Cutter:
         first = pieces[0]
         rest = bytes(first.data[used:])
         self._held = memoryview(b"".join([rest, *(p.data for p in pieces[1:]), self._held]))
-        self.line = first.first_line + first.lines - _physical_lines(rest)
+        self.line = first.first_line + first.lines - physical_lines(rest)
         self._want = self._block_bytes if used else 2 * first.window
         self._long_line_next = False  # if one was next, it is found again after the rest
         for piece in pieces:
             self.release(piece)
 
     def _piece(self, window: bytearray, final: str | None, exact: bool = False) -> Piece:
-        lines = _physical_lines(window)
+        lines = physical_lines(window)
         piece = Piece(window, self.line, lines, final, exact, self._want)
         self.line += lines
         self._want = self._block_bytes
@@ -272,12 +273,6 @@ def _parse_part(
                 return fast, cut, False
     block, used = parse_by_rules(part, line, layout, final)
     return block, used, True
-
-
-def _physical_lines(data: bytes | bytearray) -> int:
-    if not data:
-        return 0
-    return count_byte(data, _NEWLINE) + (0 if data.endswith(_NEWLINE) else 1)
 
 
 def last_record_boundary(data: bytes | bytearray) -> int:

@@ -34,7 +34,13 @@ from typing import BinaryIO, TypeVar
 
 from ingest.logs.dialect import detect_delimiter
 from ingest.logs.pieces import WAIT, Cutter, Piece, last_record_boundary, parse_piece
-from ingest.logs.records import RawBlock, RecordLayout, RecordLimits, decode_utf8
+from ingest.logs.records import (
+    RawBlock,
+    RecordLayout,
+    RecordLimits,
+    decode_utf8,
+    physical_lines,
+)
 from ingest.logs.text import TextStream, UnreadableFile
 
 __all__ = [
@@ -53,9 +59,10 @@ __all__ = [
 # either way). The size does not depend on the threads, so neither do the row groups written.
 BLOCK_BYTES = 4 * 1024 * 1024
 _READ_BYTES = 8 * 1024 * 1024
-# more threads per file than this hold more blocks in memory for little gain: the cutting and
-# the Parquet writing of a file run on one thread each
+# more threads per file than this hold more blocks in memory for little gain: inflating,
+# cutting and Parquet writing of a file all run on the caller's one thread, which bounds the gain
 MAX_DEFAULT_THREADS = 4
+THREADS_VARIABLE = "B2P_INGEST_THREADS"  # the environment's default for --threads
 # pieces cut ahead beyond one per thread, so that a thread finding its next piece ready is not
 # idle while this one writes
 _QUEUED_PIECES = 1
@@ -158,14 +165,12 @@ class LogFileReader:
         header = next(csv.reader([text.rstrip("\r\n")], delimiter=self._delimiter), [])
         if not any(name.strip() for name in header):
             raise UnreadableFile("the first line has no column names; the header row is missing")
-        self._next_line = 1 + _physical_lines(header_bytes)
+        self._next_line = 1 + physical_lines(header_bytes)
         return header
 
-    def blocks(
-        self, line_break_columns: Collection[int] | None = None, threads: int = 1
-    ) -> Iterator[RawBlock]:
+    def blocks(self, line_break_columns: Collection[int] | None = None) -> Iterator[RawBlock]:
         """The parsed blocks, in file order (`map_blocks` with the blocks as results)."""
-        return self.map_blocks(_itself, line_break_columns, threads)
+        return self.map_blocks(_itself, line_break_columns)
 
     def map_blocks(
         self,
@@ -268,12 +273,6 @@ def _in_file_order(
 
 def _exact_last(in_flight: deque[tuple[Piece | None, Future[tuple[list[T], int]]]]) -> bool:
     return bool(in_flight) and in_flight[-1][0] is not None and in_flight[-1][0].exact
-
-
-def _physical_lines(data: bytes) -> int:
-    if not data:
-        return 0
-    return data.count(_NEWLINE) + (0 if data.endswith(_NEWLINE) else 1)
 
 
 def first_record_boundary(data: bytes) -> int:

@@ -13,7 +13,7 @@ import functools
 import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
@@ -27,7 +27,7 @@ from ingest.logs.attempt import (
     ingest_object,
     refused,
 )
-from ingest.logs.contract import FeedMapping, as_feed_mapping
+from ingest.logs.contract import FeedMapping
 from ingest.logs.lake import IngestLog, VersionCommit, etag_token, is_settled, source_id_for
 from ingest.logs.reader import is_log_file
 from ingest.logs.records import RecordLimits
@@ -109,15 +109,6 @@ class ReadSettings:
     feed: FeedMapping = field(default_factory=FeedMapping)
     limits: RecordLimits = field(default_factory=RecordLimits)
     threads: int = 1
-
-    @classmethod
-    def of(
-        cls,
-        feed: FeedMapping | Mapping[str, str] | None,
-        limits: RecordLimits | None = None,
-        threads: int = 1,
-    ) -> ReadSettings:
-        return cls(as_feed_mapping(feed), limits or RecordLimits(), threads)
 
 
 def ingest_all(

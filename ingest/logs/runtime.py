@@ -12,7 +12,6 @@ import ctypes
 import ctypes.util
 import importlib.abc
 import importlib.machinery
-import os
 import sys
 from collections.abc import Sequence
 from types import ModuleType
@@ -31,10 +30,6 @@ def bound_arrow_memory() -> None:
     faults). Measured on a 1 GB file, one worker (benchmarks/ingest_memory.py): 326-330 MB peak
     without the fixed threshold, 294-298 MB with it, same speed.
     """
-    # pyarrow's jemalloc is built with a 1 s decay, and `jemalloc_set_decay_ms` only sets the
-    # default of arenas created later: the arena jemalloc creates when it starts (the main
-    # thread's) would keep its freed pages for a second. Its configuration at start does.
-    os.environ.setdefault(_JEMALLOC_CONF, "dirty_decay_ms:0,muzzy_decay_ms:0")
     with contextlib.suppress(NotImplementedError):  # a pyarrow built without jemalloc
         pa.set_memory_pool(pa.jemalloc_memory_pool())
         pa.jemalloc_set_decay_ms(0)
@@ -72,8 +67,6 @@ class _Hidden(importlib.abc.MetaPathFinder):
         return None
 
 
-# read by pyarrow's jemalloc when it starts (the first use of its pool); a user's setting wins
-_JEMALLOC_CONF = "JE_ARROW_MALLOC_CONF"
 # mallopt's parameter number for M_MMAP_THRESHOLD (glibc malloc.h)
 _M_MMAP_THRESHOLD = -3
 

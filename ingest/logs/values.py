@@ -416,10 +416,10 @@ def _json_objects(
     None when there are more than `limit` combinations."""
     indices = [_indices(column) for column in encoded]
     combined = indices[0]
-    for column, column_indices in zip(encoded[1:], indices[1:], strict=True):
-        combined = combined * _distinct(column) + column_indices
-        if len(encoded) > 2:  # keep the codes dense, so that they never overflow
+    for number, (column, column_indices) in enumerate(zip(encoded[1:], indices[1:], strict=True)):
+        if number:  # dense codes before each further product, so that they never overflow
             combined = np.unique(combined, return_inverse=True)[1].astype(np.int64)
+        combined = combined * _distinct(column) + column_indices
     distinct, first_rows, rows = np.unique(combined, return_index=True, return_inverse=True)
     if len(distinct) > limit:
         return None

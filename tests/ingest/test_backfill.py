@@ -15,6 +15,7 @@ from ingest.backfill import (
     projection_start,
 )
 from ingest.errors import UserError
+from ingest.logs.lake import log_key, partition_key
 
 DAY = dt.timedelta(days=1)
 
@@ -57,11 +58,14 @@ def test_days_before_the_projection_are_refused_by_name() -> None:
 
 
 def test_day_sizes_come_from_the_lake_layout() -> None:
+    """The keys the ingester writes (ingest.logs.lake), not a copy of their layout."""
+    midnight = int(dt.datetime(2025, 1, 1, tzinfo=dt.UTC).timestamp() * 1000)
     sizes = day_sizes(
         [
-            ("v4_events/event_date=2025-01-01/event_hour=0/a.parquet", 5),
-            ("v4_events/event_date=2025-01-01/event_hour=1/b.parquet", 7),
-            ("_ingest/log/x.json", 100),
+            (partition_key(midnight, "a"), 5),
+            (partition_key(midnight + 3_600_000, "b"), 7),
+            (partition_key(midnight + 24 * 3_600_000, "c"), 2),
+            (log_key("x", '"etag"'), 100),
         ]
     )
-    assert sizes == {dt.date(2025, 1, 1): 12}
+    assert sizes == {dt.date(2025, 1, 1): 12, dt.date(2025, 1, 2): 2}
