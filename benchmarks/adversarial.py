@@ -24,16 +24,14 @@ import gzip
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from benchmarks.ingest_memory import HEADER, chunk
-from benchmarks.machine import machine_info
+from benchmarks.machine import in_child, machine_info, run_child
 
 ROOT = Path(__file__).resolve().parent.parent
 CACHE = ROOT / ".bench" / "adversarial"
@@ -149,11 +147,7 @@ def run_case(name: str, scratch: Path) -> Outcome:
     (source / "valid.csv").write_bytes(HEADER.encode() + rows(5))
     command = [sys.executable, "-m", "ingest.cli", "ingest", "--source", str(source)]
     command += ["--lake", str(lake), "--workers", "1"]
-    started = time.perf_counter()
-    with open(scratch / f"{name}.stderr", "wb") as err:
-        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err, cwd=ROOT)
-        _, status, usage = os.wait4(process.pid, 0)
-    seconds = time.perf_counter() - started
+    run = run_child(command)
     [record] = [
         json.loads(p.read_text())
         for p in lake.glob("_ingest/log/*/*.json")
@@ -172,7 +166,7 @@ def run_case(name: str, scratch: Path) -> Outcome:
     )
     wanted = {key: value for key, value in expected.items() if value}
     as_expected = (
-        os.waitstatus_to_exitcode(status) == case.expected_status
+        run.exit_code == case.expected_status
         and all(counts.get(key) == value for key, value in wanted.items())
         and (record["status"] == "quarantined" or accounted)
     )
@@ -180,9 +174,9 @@ def run_case(name: str, scratch: Path) -> Outcome:
         name,
         case.what,
         round(record["uncompressed_bytes"] / 1e6, 1),
-        round(seconds, 1),
-        round(usage.ru_maxrss / 1024, 1),  # KiB on Linux
-        os.waitstatus_to_exitcode(status),
+        round(run.seconds, 1),
+        round(run.peak_rss_mb, 1),
+        run.exit_code,
         counts,
         as_expected,
     )
@@ -193,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", choices=sorted(CASES), help="run only these cases")
     args = parser.parse_args(argv)
     names = args.only or list(CASES)
-    for name in names:  # generate before measuring anything
-        input_file(name)
+    for name in names:  # generate before measuring anything, in a child (benchmarks.machine)
+        in_child(input_file, name)
     outcomes = []
     with tempfile.TemporaryDirectory(dir=CACHE) as scratch:
         for name in names:

@@ -23,6 +23,7 @@ after the full build. Everything is cached under `.bench/` until the arguments c
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import os
 import shutil
@@ -53,6 +54,19 @@ END = dt.date(2026, 11, 30)
 LAYOUT_VERSION = 1
 
 
+def _fingerprint() -> str:
+    """Of what a cached template and lake depend on beyond this file: the generator's code, the
+    lake schema and the writer's settings. A change of any makes new cache folders."""
+    digest = hashlib.sha1()
+    for path in sorted((ROOT / "ingest" / "sample").glob("*.py")):
+        digest.update(path.read_bytes())
+    digest.update(f"{LAKE_SCHEMA}|{ROW_GROUP_ROWS}|{DICTIONARY_COLUMNS}".encode())
+    return digest.hexdigest()[:10]
+
+
+TEMPLATE = CACHE / f"dbt-template-{TEMPLATE_DAYS}d-{SLOTS_PER_HOUR}sph-{_fingerprint()}"
+
+
 @dataclass(frozen=True)
 class BenchLake:
     folder: Path
@@ -68,10 +82,6 @@ class BenchLake:
     def held_back(self) -> Path:
         return self.folder / "held_back"
 
-    @property
-    def template(self) -> Path:
-        return CACHE / f"dbt-template-{TEMPLATE_DAYS}d-{SLOTS_PER_HOUR}sph"
-
     def block_offsets(self) -> list[int]:
         """Days each block is moved by from the template's dates."""
         first = (self.start - TEMPLATE_START).days
@@ -79,7 +89,7 @@ class BenchLake:
 
     def truth_sql(self, model: str) -> str:
         """A DuckDB query of the ground truth of `model` (a ground_truth/*.csv) for this lake."""
-        path = self.template / "sample" / "ground_truth" / f"{model}.csv"
+        path = TEMPLATE / "sample" / "ground_truth" / f"{model}.csv"
         offsets = ", ".join(str(offset) for offset in self.block_offsets())
         return (
             f"select truth.* replace (cast(truth.event_date + blocks.offset_days as date)"
@@ -102,16 +112,16 @@ class BenchLake:
 def bench_lake(days: int) -> BenchLake:
     if days % TEMPLATE_DAYS:
         raise ValueError(f"days must be a multiple of {TEMPLATE_DAYS}, not {days}")
-    folder = CACHE / f"dbt-lake-{days}d-{SLOTS_PER_HOUR}sph-v{LAYOUT_VERSION}"
+    folder = CACHE / f"dbt-lake-{days}d-{SLOTS_PER_HOUR}sph-v{LAYOUT_VERSION}-{_fingerprint()}"
     start = END - dt.timedelta(days=days - 1)
     manifest = folder / "bench_lake.json"
     if manifest.exists():
         return BenchLake(folder, days, start, json.loads(manifest.read_text())["events"])
     shutil.rmtree(folder, ignore_errors=True)
-    probe = BenchLake(folder, days, start, 0)
-    template_lake = _template(probe.template)
-    events = _replicate(template_lake, probe)
-    shutil.copytree(template_lake / "dimensions", probe.lake / "dimensions")
+    lake = BenchLake(folder, days, start, 0)
+    template_lake = _template(TEMPLATE)
+    events = _replicate(template_lake, lake)
+    shutil.copytree(template_lake / "dimensions", lake.lake / "dimensions")
     manifest.write_text(json.dumps({"days": days, "start": start.isoformat(), "events": events}))
     return BenchLake(folder, days, start, events)
 
@@ -123,13 +133,12 @@ def _template(folder: Path) -> Path:
         return lake
     shutil.rmtree(folder, ignore_errors=True)
     sample = folder / "sample"
-    env = dict(os.environ)
     command = [str(BIN / "b2p"), "sample", "--out", str(sample), "--lake", str(lake)]
     command += ["--start", TEMPLATE_START.isoformat(), "--days", str(TEMPLATE_DAYS)]
     command += ["--slots-per-hour", str(SLOTS_PER_HOUR)]
-    subprocess.run(command, env=env, check=True, capture_output=True)
+    subprocess.run(command, check=True, capture_output=True)
     command = [str(BIN / "b2p"), "ingest", "--source", str(sample / "logs"), "--lake", str(lake)]
-    ingest = subprocess.run(command, env=env, check=False, capture_output=True, text=True)
+    ingest = subprocess.run(command, check=False, capture_output=True, text=True)
     if ingest.returncode not in (0, 2):  # 2: rows rejected (the sample has some)
         raise RuntimeError(f"b2p ingest of the template failed:\n{ingest.stderr[-3000:]}")
     done.write_text("")
@@ -177,7 +186,7 @@ def _moved(table: pa.Table, block: int, offset_days: int) -> pa.Table:
     return table
 
 
-def _link_or_copy(source: Path, target: Path) -> None:
+def _link_or_copy(source: str | Path, target: str | Path) -> None:
     try:
         os.link(source, target)
     except OSError:
@@ -186,8 +195,4 @@ def _link_or_copy(source: Path, target: Path) -> None:
 
 def link_tree(source: Path, target: Path) -> None:
     """A copy of `source` made of hard links (files are never modified, only added)."""
-    for path in source.rglob("*"):
-        if path.is_file():
-            destination = target / path.relative_to(source)
-            destination.parent.mkdir(parents=True, exist_ok=True)
-            _link_or_copy(path, destination)
+    shutil.copytree(source, target, copy_function=_link_or_copy, dirs_exist_ok=True)

@@ -22,16 +22,14 @@ import json
 import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from benchmarks.candidates import CANDIDATES, b2p_command, lake_rows
 from benchmarks.lambda_cost import PRICE, lambda_cost
-from benchmarks.machine import machine_info
+from benchmarks.machine import ChildRun, in_child, machine_info, run_child
 from benchmarks.v4file import V4File, make_v4_file
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -73,22 +71,13 @@ class Contender:
         return statistics.median(run.peak_rss_mb for run in self.runs)
 
 
-def measure(command: list[str]) -> tuple[float, float, float, str]:
-    """(wall seconds, CPU seconds, peak RSS in MB, stdout) of one process; raises if it fails."""
-    with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
-        clock = time.perf_counter()
-        process = subprocess.Popen(command, stdout=out, stderr=err, cwd=ROOT)
-        _, status, usage = os.wait4(process.pid, 0)
-        seconds = time.perf_counter() - clock
-        process.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        stdout, stderr = out.read().decode(), err.read().decode()
+def measure(command: list[str]) -> ChildRun:
+    """One contender's run; raises if it fails."""
+    run = run_child(command)
     # b2p exits 2 when rows were rejected (the benchmark file has bad rows on purpose)
-    if process.returncode not in (0, 2):
-        raise RuntimeError(f"{command[:4]} failed ({process.returncode}): {stderr[-3000:]}")
-    cpu = usage.ru_utime + usage.ru_stime
-    return seconds, cpu, usage.ru_maxrss / 1024, stdout  # ru_maxrss is in KiB on Linux
+    if run.exit_code not in (0, 2):
+        raise RuntimeError(f"{command[:4]} failed ({run.exit_code}): {run.stderr[-3000:]}")
+    return run
 
 
 def run_once(name: str, file: V4File, scratch: Path) -> Run:
@@ -100,29 +89,19 @@ def run_once(name: str, file: V4File, scratch: Path) -> Run:
         source.mkdir()
         (source / file.path.name).symlink_to(file.path.resolve())
         command = b2p_command(source, work / "lake", B2P_THREADS[name])
-        seconds, cpu, rss, _ = measure(command)
+        run = measure(command)
         rows = lake_rows(work / "lake")
     else:
         command = [sys.executable, "-m", "benchmarks.candidates", name, str(file.path), str(work)]
-        seconds, cpu, rss, stdout = measure(command)
-        rows = int(json.loads(stdout.strip().splitlines()[-1])["rows"])
+        run = measure(command)
+        rows = int(json.loads(run.stdout.strip().splitlines()[-1])["rows"])
     shutil.rmtree(work, ignore_errors=True)
-    return Run(round(seconds, 3), round(cpu, 3), round(rss, 1), rows)
+    return Run(round(run.seconds, 3), round(run.cpu_seconds, 3), round(run.peak_rss_mb, 1), rows)
 
 
 def input_file(size_mb: int) -> V4File:
-    """The benchmark file, generated in a child process when it is not cached yet.
-
-    A child's peak RSS starts from this process's: the kernel keeps the high-water mark across
-    fork and exec (Python's subprocess even shares the memory until the exec), so the ~400 MB the
-    generator takes would be every contender's peak RSS in the run that made the file.
-    """
-    code = (
-        "from pathlib import Path; from benchmarks.v4file import make_v4_file as m; "
-        f"m(Path({str(CACHE)!r}), {size_mb}_000_000)"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
-    return make_v4_file(CACHE, size_mb * 1_000_000)  # cached now: reads its metadata only
+    """The benchmark file, generated (in a child process) when it is not cached yet."""
+    return in_child(make_v4_file, CACHE, size_mb * 1_000_000)
 
 
 def run_benchmark(size_mb: int, repetitions: int, names: tuple[str, ...]) -> dict[str, object]:

@@ -14,11 +14,12 @@ import gzip
 import json
 import os
 import random
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from benchmarks.machine import in_child, machine_info, run_child
 
 HEADER = (
     "transaction_id,event_name,event_time,slot_id,time_position_class,site_id,"
@@ -80,34 +81,21 @@ def main() -> int:
         source, lake = Path(work) / "source", Path(work) / "lake"
         source.mkdir()
         started = time.monotonic()
-        # in a child process: a child's peak RSS starts from its parent's (the kernel keeps the
-        # high-water mark across fork and exec), so generating here would inflate the figure
-        code = (
-            "from pathlib import Path; from benchmarks.ingest_memory import write_big_file as w; "
-            f"print(w(Path({str(source / 'big.csv.gz')!r}), {int(args.gigabytes * 1e9)}))"
-        )
-        made = subprocess.run(
-            [sys.executable, "-c", code], check=True, capture_output=True, text=True, cwd=ROOT
-        )
-        size = int(made.stdout)
+        size = in_child(write_big_file, source / "big.csv.gz", int(args.gigabytes * 1e9))
         print(f"generated {size / 1e6:.0f} MB uncompressed in {time.monotonic() - started:.0f} s")
-        started = time.monotonic()
-        ingest = subprocess.Popen(
+        ingest = run_child(
             [
                 *(sys.executable, "-m", "ingest.cli", "ingest"),
                 *("--source", str(source), "--lake", str(lake), "--workers", "1"),
                 *threads,
-            ],
-            stderr=subprocess.DEVNULL,
+            ]
         )
-        _, status, usage = os.wait4(ingest.pid, 0)  # this child's usage alone
-        seconds = time.monotonic() - started
-        if os.waitstatus_to_exitcode(status) not in (0, 2):
-            raise SystemExit(f"b2p ingest failed with exit status {status}")
-    peak_mb = usage.ru_maxrss / 1024  # KiB on Linux
-    cpu = usage.ru_utime + usage.ru_stime
+        if ingest.exit_code not in (0, 2):
+            raise SystemExit(f"b2p ingest failed ({ingest.exit_code}): {ingest.stderr[-3000:]}")
+    peak_mb, cpu, seconds = ingest.peak_rss_mb, ingest.cpu_seconds, ingest.seconds
     result = {
         "benchmark": "ingest_memory",
+        "machine": machine_info(),
         "load_average_before": load,
         "uncompressed_bytes": size,
         "threads": args.threads,

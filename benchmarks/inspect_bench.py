@@ -11,25 +11,12 @@ memory must be the same for both sizes. Not a test: figures to print and compare
 from __future__ import annotations
 
 import argparse
-import os
-import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from benchmarks.ingest_memory import write_big_file
-
-
-def timed_child(command: list[str]) -> tuple[float, float, str, int]:
-    """(seconds, peak RSS in MB, stdout, exit status) of one subprocess."""
-    started = time.monotonic()
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-    assert process.stdout is not None
-    out = process.stdout.read().decode()
-    _, status, usage = os.wait4(process.pid, 0)
-    process.returncode = os.waitstatus_to_exitcode(status)
-    return time.monotonic() - started, usage.ru_maxrss / 1024, out, process.returncode
+from benchmarks.machine import in_child, run_child
 
 
 def main() -> int:
@@ -43,15 +30,17 @@ def main() -> int:
             source = Path(work) / f"source-{gigabytes}"
             source.mkdir()
             path = source / "big.csv.gz"
-            size = write_big_file(path, int(gigabytes * 1e9))
-            inspect = [sys.executable, "-m", "ingest.cli", "inspect", "--source", str(source)]
-            seconds, peak, out, status = timed_child(inspect)
-            if status not in (0, 2):
-                print(out)
+            size = in_child(write_big_file, path, int(gigabytes * 1e9))
+            inspect = run_child(
+                [sys.executable, "-m", "ingest.cli", "inspect", "--source", str(source)]
+            )
+            if inspect.exit_code not in (0, 2):
+                print(inspect.stdout, inspect.stderr[-3000:])
                 return 1
+            out, peak, seconds = inspect.stdout, inspect.peak_rss_mb, inspect.seconds
             line = next((line for line in out.splitlines() if "big.csv.gz" in line), "")
             sampled = line[line.find("(") + 1 : line.find(")")]  # "first 8.4 MB" / "whole file"
-            gunzip, _, _, _ = timed_child(["gzip", "-dc", str(path)])
+            gunzip = run_child(["gzip", "-dc", str(path)]).seconds
             rows.append((size / 1e6, path.stat().st_size / 1e6, peak, seconds, sampled, gunzip))
     header = ("file MB", "gzip MB", "inspect RSS MB", "inspect s", "read", "gzip -dc s")
     print("{:>8} {:>8} {:>15} {:>10}  {:<22} {:>10}".format(*header))

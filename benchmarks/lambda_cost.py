@@ -15,12 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import yaml
+from tests.infra.cfn import TEMPLATE_PATH, load_template, resources_of_type
 
-ROOT = Path(__file__).resolve().parent.parent
-TEMPLATE = ROOT / "infra" / "bones2peaches.yaml"
 WORKER_FUNCTION_SUFFIX = "-ingest-worker"
 
 
@@ -38,31 +35,12 @@ MB_PER_GB = 1024
 BYTES_PER_TB = 10**12
 
 
-class _TemplateLoader(yaml.SafeLoader):
-    """YAML with CloudFormation's short tags (`!Ref X` becomes {"Ref": "X"})."""
-
-
-def _tagged(loader: yaml.SafeLoader, suffix: str, node: yaml.Node) -> dict[str, Any]:
-    if isinstance(node, yaml.ScalarNode):
-        value: Any = loader.construct_scalar(node)
-    elif isinstance(node, yaml.SequenceNode):
-        value = loader.construct_sequence(node, deep=True)
-    else:
-        value = loader.construct_mapping(node, deep=True)  # type: ignore[arg-type]
-    return {suffix if suffix == "Ref" else f"Fn::{suffix}": value}
-
-
-_TemplateLoader.add_multi_constructor("!", _tagged)
-
-
-def worker_memory_mb(template: Path = TEMPLATE) -> int:
+def worker_memory_mb(template: Path = TEMPLATE_PATH) -> int:
     """The ingest worker function's memory setting in the stack's template."""
-    # a SafeLoader that also knows the short tags
-    document = yaml.load(template.read_text(), Loader=_TemplateLoader)
-    for resource in document["Resources"].values():
+    document = load_template(template)
+    for resource in resources_of_type(document, "AWS::Lambda::Function").values():
         properties = resource.get("Properties", {})
-        name = properties.get("FunctionName", {})
-        if resource.get("Type") == "AWS::Lambda::Function" and WORKER_FUNCTION_SUFFIX in str(name):
+        if WORKER_FUNCTION_SUFFIX in str(properties.get("FunctionName", "")):
             memory = properties["MemorySize"]
             if isinstance(memory, dict):
                 memory = document["Parameters"][memory["Ref"]]["Default"]
@@ -79,10 +57,12 @@ class LambdaCost:
     usd_per_tb: float
 
 
-def lambda_cost(wall_seconds: float, cpu_seconds: float, csv_bytes: int) -> LambdaCost:
+def lambda_cost(
+    wall_seconds: float, cpu_seconds: float, csv_bytes: int, memory_mb: int | None = None
+) -> LambdaCost:
     """The cost per TB of CSV of a run that took `wall_seconds` and `cpu_seconds` on
-    `csv_bytes` here, at the worker's memory setting."""
-    memory = worker_memory_mb()
+    `csv_bytes` here, at `memory_mb` (default: the worker's setting in the template)."""
+    memory = memory_mb or worker_memory_mb()
     vcpus = memory / MB_PER_VCPU
     seconds = max(wall_seconds, cpu_seconds / vcpus) * BYTES_PER_TB / csv_bytes
     gb_seconds = seconds * memory / MB_PER_GB

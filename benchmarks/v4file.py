@@ -15,7 +15,6 @@ bytes.
 from __future__ import annotations
 
 import gzip
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -211,12 +210,3 @@ def _with_extra_field_record(data: bytes) -> bytes:
     line_end = data.index(b"\n", middle) + 1
     record = data[middle : line_end - 1] + b",surplus\n"
     return data[:middle] + record + data[middle:]
-
-
-def crc_of(path: Path) -> int:
-    """CRC-32 of a file's bytes (to tell two benchmark inputs apart in the results)."""
-    crc = 0
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            crc = zlib.crc32(chunk, crc)
-    return crc
