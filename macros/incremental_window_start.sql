@@ -2,19 +2,27 @@
     The days a run rebuilds: {'start': 'YYYY-MM-DD', 'end': 'YYYY-MM-DD' or none}, end exclusive,
     or none for "everything" (a first build or --full-refresh without window vars).
     - With `--vars '{window_start: A, window_end: B}'` (window_end optional) the run rebuilds
-      exactly [A, B), whether or not the table exists yet and with or without --full-refresh:
-      a backfill (`b2p backfill`) walks history in such bounded chunks, each under the
-      workgroup's bytes cutoff and Athena's 100 partitions per statement.
+      exactly [A, B), whether or not the table exists yet: a backfill (`b2p backfill`) walks
+      history in such bounded chunks, each under the workgroup's bytes cutoff and Athena's 100
+      partitions per statement. With --full-refresh as well, Athena's day_partitions still
+      replaces only [A, B); dbt's incremental (DuckDB, Trino) would recreate the table from
+      [A, B) alone, so that combination is a compiler error there.
     - Otherwise an incremental run rebuilds from incremental_window_start() on, with no end.
 #}
 {% macro incremental_window() %}
     {% set requested_end = var('window_end', none) %}
     {% if var('window_start', none) is not none %}
-        {% set start = bones2peaches.valid_window_start(var('window_start')) %}
-        {% set end = none if requested_end is none else bones2peaches.valid_window_start(requested_end, 'window_end') %}
+        {% set start = bones2peaches.valid_date_var(var('window_start'), 'window_start') %}
+        {% set end = none if requested_end is none else bones2peaches.valid_date_var(requested_end, 'window_end') %}
         {% if end is not none and end <= start %}
             {{ exceptions.raise_compiler_error(
                 "var window_end (" ~ end ~ ") must be after window_start (" ~ start ~ "): the window is [window_start, window_end)") }}
+        {% endif %}
+        {% if model.config.materialized == 'incremental' and should_full_refresh() %}
+            {{ exceptions.raise_compiler_error(
+                "window_start/window_end with --full-refresh would rebuild " ~ this ~ " from the window only, "
+                ~ "losing every other day: run without --full-refresh (the window's days are replaced) "
+                ~ "or without the window vars (the whole table is rebuilt)") }}
         {% endif %}
         {{ return({'start': start, 'end': end}) }}
     {% endif %}
@@ -47,30 +55,22 @@
 {% endmacro %}
 
 {#
-    First event_date an incremental run rebuilds, as a 'YYYY-MM-DD' string (inlined later as a
-    date literal):
-    - the var window_start when set (`--vars '{window_start: 2026-11-02}'`): a scheduler that knows
-      which days its new ingests touched passes (earliest touched event_date - 1 day), so the run
-      rebuilds only those days and asks the warehouse nothing;
-    - otherwise anchor - lookback_days - 1 day, where the anchor is the latest event_date already
-      in the model's own table, capped at today (one event dated years ahead must not move the
-      window past the late data of today), and today when the table is empty (a clean feed with
-      no orphan ad, no overlay slot yet): the window is always bounded.
-      The extra day: an ad late by lookback_days can belong to a slot that started just before
-      midnight of the day before, and that slot's row must be rebuilt with it (DECISIONLOG.md).
-    None only while dbt parses (execute is false), or when the model is not incremental: the
-    caller asks only under is_incremental(), where a none would read everything.
+    First event_date an incremental run without the window vars rebuilds (incremental_window()
+    takes a var window_start as it is, without asking this), as a 'YYYY-MM-DD' string (inlined
+    later as a date literal): anchor - lookback_days - 1 day, where the anchor is the latest
+    event_date already in the model's own table, capped at today (one event dated years ahead
+    must not move the window past the late data of today), and today when the table is empty (a
+    clean feed with no orphan ad, no overlay slot yet): the window is always bounded.
+    The extra day: an ad late by lookback_days can belong to a slot that started just before
+    midnight of the day before, and that slot's row must be rebuilt with it (DECISIONLOG.md).
+    None only while dbt parses (execute is false).
 
     Every incremental model clears its table from this day on before inserting the rebuilt days
-    (clear_incremental_window, its pre-hook). Without window_start it queries the table's
-    event_date values at run time: on Athena and Trino from its "$partitions" metadata table
-    (partition_dates), since max(event_date) on the table itself reads every day's files.
+    (clear_incremental_window, its pre-hook). It queries the table's event_date values at run
+    time: on Athena and Trino from its "$partitions" metadata table (partition_dates), since
+    max(event_date) on the table itself reads every day's files.
 #}
 {% macro incremental_window_start() %}
-    {% set requested = var('window_start', none) %}
-    {% if requested is not none %}
-        {{ return(bones2peaches.valid_window_start(requested)) }}
-    {% endif %}
     {% if not execute %}
         {{ return(none) }}
     {% endif %}
@@ -88,9 +88,9 @@
     {{ return(window_start.columns[0].values()[0] | string) }}
 {% endmacro %}
 
-{# The window_start var as 'YYYY-MM-DD', or a compiler error. YAML reads an unquoted 2026-11-02
-   as a date, hence the string conversion first. #}
-{% macro valid_window_start(requested, name='window_start') %}
+{# The date var `name` (window_start, window_end) as 'YYYY-MM-DD', or a compiler error. YAML
+   reads an unquoted 2026-11-02 as a date, hence the string conversion first. #}
+{% macro valid_date_var(requested, name) %}
     {% set text = requested | string | trim %}
     {% set parts = modules.re.fullmatch('([0-9]{4})-([0-9]{2})-([0-9]{2})', text) %}
     {% set year = parts.group(1) | int if parts else 0 %}

@@ -17,7 +17,12 @@
        the window that no longer have rows, e.g. after a correction);
     4. record the old prefixes as superseded and the window (the data tests read it), drop the
        stage table from Glue (its files are now the table's).
+    Before step 3 the stage's columns are checked against the table's (on_schema_change, 'fail'
+    by incremental_by_day_config): a model whose columns changed fails, its stage removed,
+    the table untouched.
     A first build (or --full-refresh) writes the table at a new prefix of its own in one CTAS.
+    Either way the model's descriptions then go to Glue (persist_docs, as dbt-athena's own
+    materializations do).
     The table's root is <s3_data_dir>/<schema>/<table>; nothing else writes there.
 #}
 {% materialization day_partitions, adapter='athena' -%}
@@ -55,6 +60,7 @@
         {% call statement('main') -%}
             {{ bones2peaches.day_partitions_ctas(stage, location, sql) }}
         {%- endcall %}
+        {% do bones2peaches.check_stage_schema(stage, existing, location) %}
         {%- set new_days = bones2peaches.stage_days(stage) -%}
         {%- set old_prefixes = bones2peaches.window_prefixes(target_relation, window) -%}
         {%- set added = [] -%}
@@ -82,6 +88,7 @@
         {% do run_query('drop table ' ~ stage.render_hive()) %}
     {%- endif -%}
 
+    {% do persist_docs(target_relation, model) %}
     {{ run_hooks(post_hooks) }}
     {{ return({'relations': [target_relation]}) }}
 {%- endmaterialization %}
@@ -104,8 +111,35 @@ as
 
 {# The event_date values of the stage's partitions, as 'YYYY-MM-DD'. #}
 {% macro stage_days(stage) %}
-    {% set result = run_query('select cast(event_date as varchar) from "' ~ stage.schema ~ '"."' ~ stage.identifier ~ '$partitions"') %}
+    {% set result = run_query('select cast(event_date as varchar) from ' ~ bones2peaches.partition_dates(stage)) %}
     {{ return(result.columns[0].values() | map('string') | list) }}
+{% endmacro %}
+
+
+{#
+    on_schema_change against the stage, before any partition moves. 'fail' runs dbt's own check
+    (check_for_schema_changes, what process_schema_changes runs) first, so that a changed model
+    can drop its stage and delete the stage's files (nothing points at them yet) before it
+    fails; the other values go to process_schema_changes as they are ('ignore': nothing).
+#}
+{% macro check_stage_schema(stage, target_relation, location) %}
+    {%- set on_schema_change = incremental_validate_on_schema_change(config.get('on_schema_change'), default='ignore') -%}
+    {%- if on_schema_change != 'fail' -%}
+        {% do process_schema_changes(on_schema_change, stage, target_relation) %}
+        {{ return(none) }}
+    {%- endif -%}
+    {%- set changes = check_for_schema_changes(stage, target_relation) -%}
+    {%- if not changes['schema_changed'] -%}
+        {{ return(none) }}
+    {%- endif -%}
+    {% do run_query('drop table ' ~ stage.render_hive()) %}
+    {% do adapter.delete_from_s3(location ~ '/') %}
+    {{ exceptions.raise_compiler_error(
+        "the columns of " ~ this ~ " changed (on_schema_change 'fail'): nothing was replaced. "
+        ~ "New in the model: [" ~ changes['source_not_in_target'] | map(attribute='name') | join(', ') ~ "]; "
+        ~ "only in the table: [" ~ changes['target_not_in_source'] | map(attribute='name') | join(', ') ~ "]; "
+        ~ "new types: [" ~ changes['new_target_types'] | map('string') | join(', ') ~ "]. "
+        ~ "Rebuild the table with `dbt build --full-refresh --select " ~ model.name ~ "`.") }}
 {% endmacro %}
 
 

@@ -3,6 +3,8 @@
     {{ return(adapter.dispatch('date_add_days', 'bones2peaches')(date_expression, days)) }}
 {% endmacro %}
 
+{# Trino (the trino target) among others: dbt-trino's dateadd is date_add('day', n, d), a date
+   for a date, so the cast changes nothing there. #}
 {% macro default__date_add_days(date_expression, days) -%}
     cast({{ dbt.dateadd('day', days, date_expression) }} as date)
 {%- endmacro %}
@@ -13,10 +15,5 @@
 {%- endmacro %}
 
 {% macro athena__date_add_days(date_expression, days) -%}
-    date_add('day', {{ days }}, {{ date_expression }})
-{%- endmacro %}
-
-{# Trino (the trino target): as Athena's engine #}
-{% macro trino__date_add_days(date_expression, days) -%}
     date_add('day', {{ days }}, {{ date_expression }})
 {%- endmacro %}

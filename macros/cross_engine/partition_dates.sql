@@ -16,6 +16,7 @@
     "{{ relation.database }}"."{{ relation.schema }}"."{{ relation.identifier }}$partitions"
 {%- endmacro %}
 
+{# Trino (the trino target): Athena's engine, the same Hive metadata table #}
 {% macro trino__partition_dates(relation) -%}
-    "{{ relation.database }}"."{{ relation.schema }}"."{{ relation.identifier }}$partitions"
+    {{ return(bones2peaches.athena__partition_dates(relation)) }}
 {%- endmacro %}

@@ -9,18 +9,6 @@
     same window of stg_freewheel__slots to both sides. A relation without a recorded window (a
     seed, a view, a table just created whole) is tested whole.
 #}
-{% macro tested_window(relation) %}
-    {% if not execute or var('test_scope', 'window') == 'full' %}
-        {{ return(none) }}
-    {% endif %}
-    {{ return(adapter.dispatch('tested_window', 'bones2peaches')(relation)) }}
-{% endmacro %}
-
-{# Trino: tests everything (its pre-hook records no window). #}
-{% macro default__tested_window(relation) %}
-    {{ return(none) }}
-{% endmacro %}
-
 {#
     DuckDB: the window each incremental model rebuilt is a row of `<schema>.b2p_tested_windows`,
     written by its pre-hook inside the model's transaction (duckdb__clear_incremental_window), so
@@ -59,8 +47,12 @@
         ~ window['start'] ~ "', " ~ end ~ ")") }}
 {% endmacro %}
 
-{# Whether `relation` is the table of a model that is incremental by day in this project. #}
+{# Whether `relation` is the table of a model that is incremental by day in this project (the
+   graph: no query). Seeds, views and tables rebuilt whole are tested whole. #}
 {% macro is_incremental_by_day_table(relation) %}
+    {% if relation.identifier is none %}
+        {{ return(false) }}
+    {% endif %}
     {% for node in graph.nodes.values() if node.resource_type == 'model' and node.alias == relation.identifier %}
         {{ return(node.config.materialized in ('incremental', 'day_partitions')) }}
     {% endfor %}
@@ -69,46 +61,39 @@
 
 {# The filter on `column` that keeps `relation`'s recorded window, or none (test everything). #}
 {% macro tested_window_filter(relation, column='event_date') %}
-    {% if not execute or var('test_scope', 'window') == 'full' %}
+    {% if not execute or var('test_scope', 'window') == 'full'
+        or not bones2peaches.is_incremental_by_day_table(relation) %}
         {{ return(none) }}
     {% endif %}
     {{ return(adapter.dispatch('tested_window_filter', 'bones2peaches')(relation, column)) }}
 {% endmacro %}
 
+{# Trino: tests everything (its pre-hook records no window). #}
 {% macro default__tested_window_filter(relation, column) %}
-    {% set window = bones2peaches.tested_window(relation) %}
-    {{ return(none if window is none else bones2peaches.event_date_in_window(column, window)) }}
+    {{ return(none) }}
 {% endmacro %}
 
 {% macro duckdb__tested_window_filter(relation, column) %}
-    {% if relation.identifier is none or not bones2peaches.is_incremental_by_day_table(relation) %}
-        {{ return(none) }}
-    {% endif %}
     {% set recorded = "from " ~ bones2peaches.tested_windows_relation() ~ " where relation_name = '" ~ relation.identifier ~ "'" %}
     {{ return(column ~ " >= (select coalesce(max(window_start), date '0001-01-01') " ~ recorded ~ ")"
         ~ " and " ~ column ~ " < (select coalesce(max(window_end), date '9999-12-31') " ~ recorded ~ ")") }}
 {% endmacro %}
 
-{% macro athena__tested_window(relation) %}
+{# Athena: the window day_partitions recorded on the table in Glue (none on a first build). #}
+{% macro athena__tested_window_filter(relation, column) %}
     {% set table = adapter.get_glue_table(relation) %}
     {% set parameters = (table or {}).get('Table', {}).get('Parameters', {}) %}
     {% if 'b2p.window_start' not in parameters %}
         {{ return(none) }}
     {% endif %}
     {% set end = parameters.get('b2p.window_end') %}
-    {{ return({'start': parameters['b2p.window_start'], 'end': end if end else none}) }}
+    {% set window = {'start': parameters['b2p.window_start'], 'end': end if end else none} %}
+    {{ return(bones2peaches.event_date_in_window(column, window)) }}
 {% endmacro %}
 
-{# dbt's own get_where_subquery (the test's `where` config), then the recorded window. #}
-{% macro athena__get_where_subquery(relation) -%}
-    {{ return(bones2peaches.windowed_where_subquery(relation)) }}
-{%- endmacro %}
-
-{% macro duckdb__get_where_subquery(relation) -%}
-    {{ return(bones2peaches.windowed_where_subquery(relation)) }}
-{%- endmacro %}
-
-{% macro windowed_where_subquery(relation) -%}
+{# Every adapter: dbt's own get_where_subquery (the test's `where` config), then the recorded
+   window (none on Trino). #}
+{% macro default__get_where_subquery(relation) -%}
     {%- set base = dbt.default__get_where_subquery(relation) -%}
     {%- set window_filter = bones2peaches.tested_window_filter(relation) -%}
     {%- if window_filter is none -%}

@@ -102,6 +102,8 @@ events_per_slot as (
 
 ),
 
+-- Orphan ads (no slotImpression) drop out here, their first event being an ad: they are counted
+-- by dq_freewheel__orphan_ads.
 slots as (
 
     select * from events_per_slot
@@ -111,8 +113,7 @@ slots as (
 
 ),
 
--- Orphan ads (no slotImpression) drop out here: they are counted by dq_freewheel__orphan_ads.
-slots_with_ads as (
+typed_slots as (
 
     select
         slots.*,
@@ -131,7 +132,7 @@ with_capacity as (
         *,
         cast(coalesce(max_slot_duration, delivered_seconds) as double) as capacity_seconds
 
-    from slots_with_ads
+    from typed_slots
 
 ),
 

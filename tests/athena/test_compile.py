@@ -46,7 +46,7 @@ def test_incremental_compile_asks_each_incremental_model_for_its_window_once(
     assert sorted(asked) == sorted(athena_dbt.incremental_models(manifest))
 
 
-def test_incremental_models_replace_event_date_partitions_of_hive_tables(
+def test_incremental_models_are_built_by_day_partitions_without_a_pre_hook(
     first_build: AthenaDbtProject,
 ) -> None:
     incremental = athena_dbt.incremental_models(first_build.manifest())
@@ -59,7 +59,7 @@ def test_incremental_models_replace_event_date_partitions_of_hive_tables(
         "dq_freewheel__delivery_health",  # a small table, rebuilt whole
     }
     for name, node in incremental.items():
-        # macros/athena/day_partitions.sql: Hive Parquet tables partitioned by event_date, each
-        # day's partition repointed to its new files (tests/athena_e2e runs it)
+        # macros/athena/day_partitions.sql replaces the window's days itself (its CTAS exists
+        # only at run time: tests/athena_e2e runs it); no clear_incremental_window pre-hook
         assert node["config"]["materialized"] == "day_partitions", name
         assert node["config"]["pre-hook"] == [], name

@@ -269,26 +269,33 @@ def test_dbt_task_builds_on_athena_with_the_stack_s_settings(template: dict[str,
     }
 
 
-def run_dbt_task_script(tmp_path: Path, freshness: int, build: int) -> tuple[int, list[str]]:
-    """infra/scheduled_dbt.sh with the task's arguments, run by /bin/sh with a `dbt` on PATH that
-    logs its arguments and exits with the given status per subcommand."""
-    fake = tmp_path / "dbt"
+def write_fake_dbt(folder: Path, freshness: int = 0, build: int = 0) -> None:
+    """A `dbt` in `folder` that logs its arguments to folder/calls and exits with the given
+    status per subcommand (`source` freshness, anything else)."""
+    fake = folder / "dbt"
     fake.write_text(
         "#!/bin/sh\n"
-        f'echo "$*" >> {tmp_path / "calls"}\n'
+        f'echo "$*" >> {folder / "calls"}\n'
         f'if [ "$1" = source ]; then exit {freshness}; fi\n'
         f"exit {build}\n"
     )
     fake.chmod(0o755)
-    return run_scheduled_dbt(tmp_path, container(load_template(), "DbtTaskDefinition")["Command"])
 
 
-def run_scheduled_dbt(tmp_path: Path, arguments: list[str]) -> tuple[int, list[str]]:
-    """The script with `arguments`, the fake dbt of run_dbt_task_script on PATH."""
-    calls = tmp_path / "calls"
+@pytest.fixture
+def fake_dbt(tmp_path: Path) -> Path:
+    """The folder of a fake `dbt` that succeeds (write_fake_dbt), for run_scheduled_dbt."""
+    write_fake_dbt(tmp_path)
+    return tmp_path
+
+
+def run_scheduled_dbt(folder: Path, arguments: list[str]) -> tuple[int, list[str]]:
+    """infra/scheduled_dbt.sh with `arguments`, run by /bin/sh with the fake dbt of `folder`
+    (write_fake_dbt) first on PATH: its exit status and the dbt calls it made."""
+    calls = folder / "calls"
     calls.unlink(missing_ok=True)
     script = REPO_ROOT / "infra" / "scheduled_dbt.sh"
-    env = {"PATH": f"{tmp_path}:/usr/bin:/bin"}
+    env = {"PATH": f"{folder}:/usr/bin:/bin"}
     result = subprocess.run(["/bin/sh", str(script), *arguments], env=env, check=False)
     return result.returncode, calls.read_text().splitlines() if calls.exists() else []
 
@@ -300,7 +307,9 @@ def run_scheduled_dbt(tmp_path: Path, arguments: list[str]) -> tuple[int, list[s
 def test_dbt_task_builds_even_when_the_source_is_stale_and_fails_if_either_failed(
     tmp_path: Path, freshness: int, build: int, failed: bool
 ) -> None:
-    code, calls = run_dbt_task_script(tmp_path, freshness, build)
+    write_fake_dbt(tmp_path, freshness, build)
+    command = container(load_template(), "DbtTaskDefinition")["Command"]
+    code, calls = run_scheduled_dbt(tmp_path, command)
     assert calls == [
         "source freshness --target athena",
         "build --exclude-resource-type unit_test --target athena",
@@ -308,34 +317,26 @@ def test_dbt_task_builds_even_when_the_source_is_stale_and_fails_if_either_faile
     assert (code != 0) == failed
 
 
-def test_every_data_test_runs_on_every_day_weekly(template: dict[str, Any]) -> None:
+def test_every_data_test_runs_on_every_day_weekly_without_unit_tests(
+    template: dict[str, Any], fake_dbt: Path
+) -> None:
     """Scheduled builds test only the days they rebuilt (test_scope window); a weekly run of the
-    same task tests the whole history."""
+    same task, through its script, tests the whole history."""
     rule = props(template, "DbtFullTestScheduleRule")
     assert rule["ScheduleExpression"] == {"Ref": "DbtFullTestSchedule"}
     (target,) = rule["Targets"]
     assert target["EcsParameters"]["TaskDefinitionArn"] == {"Ref": "DbtTaskDefinition"}
     (override,) = json.loads(target["Input"])["containerOverrides"]
-    assert override == {
-        "name": "dbt",
-        "command": ["test", "--vars", "{test_scope: full}", "--target", "athena"],
-    }
-
-
-def test_the_weekly_run_tests_every_day_without_unit_tests(tmp_path: Path) -> None:
-    run_dbt_task_script(tmp_path, 0, 0)  # writes the fake dbt
-    rule = props(load_template(), "DbtFullTestScheduleRule")
-    (override,) = json.loads(rule["Targets"][0]["Input"])["containerOverrides"]
-    code, calls = run_scheduled_dbt(tmp_path, override["command"])
+    assert override["name"] == container(template, "DbtTaskDefinition")["Name"]
+    code, calls = run_scheduled_dbt(fake_dbt, override["command"])
     assert code == 0
     assert calls == [
         "test --exclude-resource-type unit_test --vars {test_scope: full} --target athena"
     ]
 
 
-def test_the_task_script_refuses_an_unknown_command(tmp_path: Path) -> None:
-    run_dbt_task_script(tmp_path, 0, 0)
-    assert run_scheduled_dbt(tmp_path, ["--target", "athena"])[0] == 2
+def test_the_task_script_refuses_an_unknown_command(fake_dbt: Path) -> None:
+    assert run_scheduled_dbt(fake_dbt, ["--target", "athena"])[0] == 2
 
 
 def test_dimensions_task_gets_the_secret_by_arn_never_by_value(template: dict[str, Any]) -> None:
