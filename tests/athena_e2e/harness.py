@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from tests.support.aws_requests import ACCOUNT
 from tests.support.aws_standin import StandIn, running_aws_standin
 from tests.support.dbt import REPO
 from tests.support.stack import ADMIN_KEY, ROLE_KEYS, Deployment
@@ -52,7 +53,7 @@ def stack_parameters(projection_start: dt.date) -> dict[str, str]:
     return {
         "SourceBucketName": SOURCE_BUCKET,
         "SourcePrefix": SOURCE_PREFIX,
-        "SourceBucketAccountId": "123456789012",
+        "SourceBucketAccountId": ACCOUNT,
         "ImageTag": "test",
         "VpcId": "vpc-0b2p",
         "SubnetIds": "subnet-0b2p",
@@ -123,11 +124,17 @@ class AthenaStack:
         env.update(extra)
         return env
 
-    def dbt_command(self, *args: str, name: str = "dbt") -> list[str]:
+    @property
+    def profiles_dir(self) -> Path:
+        """The folder of the deployed profile (profiles.yml.example, as the image has it)."""
         profiles = self.work / "profiles"
         if not (profiles / "profiles.yml").exists():
             profiles.mkdir(parents=True, exist_ok=True)
             shutil.copy(REPO / "profiles.yml.example", profiles / "profiles.yml")
+        return profiles
+
+    def dbt_command(self, *args: str, name: str = "dbt") -> list[str]:
+        profiles = self.profiles_dir
         dbt = Path(sys.executable).with_name("dbt")
         return [
             str(dbt),
@@ -161,11 +168,10 @@ class AthenaStack:
             shim.write_text(
                 "#!/bin/sh\n"
                 f'exec {Path(sys.executable).with_name("dbt")} --no-use-colors "$@" '
-                f"--project-dir {REPO} --profiles-dir {self.work / 'profiles'} "
+                f"--project-dir {REPO} --profiles-dir {self.profiles_dir} "
                 '--target-path "$B2P_E2E_RUN/target" --log-path "$B2P_E2E_RUN/logs"\n'
             )
             shim.chmod(0o755)
-            self.dbt_command("--version")  # writes the profile the shim points at
         env = self.dbt_env(**extra)
         env["PATH"] = f"{shim.parent}{os.pathsep}{env.get('PATH', '')}"
         env["B2P_E2E_RUN"] = str(self.work / name)

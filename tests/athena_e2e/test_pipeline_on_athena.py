@@ -11,6 +11,7 @@ Then each mart, read back through the engine, goes to EXPORT/<mart>.csv.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
 import signal
@@ -25,7 +26,8 @@ import pytest
 from tests.athena_e2e.conftest import SAMPLE_DAYS
 from tests.athena_e2e.corrections import choose_correction, corrected_truth
 from tests.athena_e2e.harness import MARTS, AthenaStack, DbtRun
-from tests.e2e.ground_truth import GRAINS, differences, read_ground_truth
+from tests.e2e.ground_truth import GRAINS, assert_models_equal, read_ground_truth
+from tests.support.dbt_models import documented_columns
 
 pytestmark = pytest.mark.e2e
 
@@ -47,16 +49,7 @@ def truth(sample: Path) -> dict[str, list[dict[str, str]]]:
 
 
 def compare(stack: AthenaStack, expected: dict[str, list[dict[str, str]]], where: str = "") -> None:
-    report = []
-    for model, key in GRAINS.items():
-        rows = expected[model]
-        assert rows, f"ground truth for {model} is empty"
-        problems = differences(rows, stack.read(model, where), key)
-        if problems:
-            report.append(
-                f"{model}: {len(problems)} problems, e.g.\n  " + "\n  ".join(problems[:8])
-            )
-    assert not report, "\n".join(report)
+    assert_models_equal(expected, lambda model: stack.read(model, where))
 
 
 @pytest.fixture(scope="module")
@@ -140,12 +133,13 @@ def test_marts_are_exported_as_read_back_through_the_engine(
         assert len(lines) > 1 and lines[0].endswith("event_date"), path
 
 
-def test_every_table_dbt_creates_lives_under_the_lake_s_dbt_prefix_and_never_expires(
+def test_every_table_dbt_creates_lives_under_the_lake_s_dbt_prefix(
     athena_stack: AthenaStack, correction_build: DbtRun
 ) -> None:
     """With the stack as deployed (the dbt task's workgroup, its s3_data_dir): every table and
-    partition in the models' database, and every object under them, is under s3://<lake>/dbt/,
-    and no lifecycle rule of the lake bucket expires current objects there."""
+    partition in the models' database, and every object under them, is under s3://<lake>/dbt/
+    (where no lifecycle rule of the template expires objects:
+    tests/infra/test_template.py::test_no_lifecycle_rule_expires_the_dbt_tables)."""
     deployment = athena_stack.deployment
     glue = deployment.client("glue")
     lake_tables = {"v4_events", "sites", "site_sections", "series"}
@@ -166,13 +160,22 @@ def test_every_table_dbt_creates_lives_under_the_lake_s_dbt_prefix_and_never_exp
             misplaced += [(table["Name"], loc) for loc in locations if not loc.startswith(prefix)]
     assert tables >= 10, "the seeds and the eight incremental models should be tables"
     assert misplaced == []
-    rules = deployment.client("s3").get_bucket_lifecycle_configuration(
-        Bucket=deployment.lake_bucket
-    )["Rules"]
-    expiring = [
-        r for r in rules if "Expiration" in r and "dbt/".startswith(r["Filter"].get("Prefix", ""))
-    ]
-    assert expiring == []
+
+
+def test_a_day_partitioned_table_keeps_its_descriptions_and_window_in_glue(
+    athena_stack: AthenaStack, correction_build: DbtRun
+) -> None:
+    """After incremental runs, day_partitions has put the model's YAML descriptions on its Glue
+    table and columns (what BI tools show), and kept the window it recorded there."""
+    table = athena_stack.deployment.client("glue").get_table(
+        DatabaseName=athena_stack.deployment.database, Name="stg_freewheel__slots"
+    )["Table"]
+    assert table["Description"].startswith("One row per slot"), table.get("Description")
+    assert table["Parameters"]["materialized"] == "day_partitions"
+    assert table["Parameters"]["b2p.window_start"]
+    columns = table["StorageDescriptor"]["Columns"]
+    assert {c["Name"] for c in columns} <= set(documented_columns("stg_freewheel__slots"))
+    assert [c["Name"] for c in columns if not c.get("Comment")] == []
 
 
 @pytest.mark.parametrize("model", ["stg_freewheel__slots", "dq_freewheel__orphan_ads"])
@@ -242,9 +245,10 @@ def test_a_run_killed_mid_replace_then_rerun_never_shows_a_missing_or_doubled_da
                 "never reached the replace"
             )
             time.sleep(0.2)
-        os.killpg(killed.pid, signal.SIGKILL)
+    finally:  # killed where the hold stopped it, or if it never got there
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(killed.pid, signal.SIGKILL)
         killed.wait(timeout=30)
-    finally:
         athena_stack.standin.release("kill-point")  # Athena finishes a dead client's query
     athena_stack.dbt("run-operation", "break_run_lock", "--target", "athena")
     athena_stack.build(*only_slots)

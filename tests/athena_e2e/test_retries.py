@@ -28,7 +28,8 @@ def test_a_throttled_glue_call_is_retried_by_the_deployed_profile(athena_stack: 
     # the control: the old setting gives up after two attempts
     throttle_glue(athena_stack, 3)
     old = athena_stack.dbt_env(B2P_ATHENA_NUM_RETRIES="2", B2P_ATHENA_NUM_BOTO3_RETRIES="2")
-    failed = athena_stack.dbt(*select, check=False, env=old)
+    # its own target folder: a changed profile would cost the shared one its partial parse
+    failed = athena_stack.dbt(*select, check=False, env=old, name="dbt-retries-control")
     assert failed.returncode != 0 and "ThrottlingException" in failed.stdout
     # the deployed profile rides out the same burst (and what the control left over)
     throttle_glue(athena_stack, 3)

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from tests.athena_e2e.harness import TRINO_TARGET_CATALOG, AthenaStack
-from tests.e2e.ground_truth import GRAINS, as_text, differences
+from tests.e2e.ground_truth import GRAINS, as_text, assert_models_equal
 
 pytestmark = pytest.mark.e2e
 
@@ -40,13 +40,13 @@ def test_the_trino_target_builds_the_same_rows_as_athena(athena_stack: AthenaSta
     )
     result = subprocess.run(command, env=env, cwd=athena_stack.work, capture_output=True, text=True)
     assert result.returncode == 0, result.stdout[-6000:]
-    report = []
-    for model, key in GRAINS.items():
-        expected = [{c: as_text(v) for c, v in row.items()} for row in athena_stack.read(model)]
-        actual = athena_stack.trino.query(
+    athena_rows = {
+        model: [{c: as_text(v) for c, v in row.items()} for row in athena_stack.read(model)]
+        for model in GRAINS
+    }
+    assert_models_equal(
+        athena_rows,
+        lambda model: athena_stack.trino.query(
             f'select * from "{TRINO_TARGET_CATALOG}"."{SCHEMA}"."{model}"'
-        ).dicts()
-        problems = differences(expected, actual, key)
-        if problems:
-            report.append(f"{model}: {len(problems)} differences, e.g. {problems[:5]}")
-    assert not report, "\n".join(report)
+        ).dicts(),
+    )

@@ -9,7 +9,9 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -92,11 +94,20 @@ def differences(
 
 def assert_matches_ground_truth(project: DbtProject, sample: Path) -> None:
     """Every row of stg_freewheel__slots and of every mart equals the sample's ground truth."""
+    expected = {
+        model: read_ground_truth(sample / "ground_truth" / f"{model}.csv") for model in GRAINS
+    }
+    assert_models_equal(expected, lambda model: read_relation(project.warehouse, model))
+
+
+def assert_models_equal(
+    expected: dict[str, list[dict[str, str]]], read: Callable[[str], list[dict[str, Any]]]
+) -> None:
+    """Every row of each model of GRAINS, as `read(model)` gives it, equals `expected[model]`."""
     report = []
     for model, key in GRAINS.items():
-        expected = read_ground_truth(sample / "ground_truth" / f"{model}.csv")
-        assert expected, f"ground truth for {model} is empty"
-        problems = differences(expected, read_relation(project.warehouse, model), key)
+        assert expected[model], f"ground truth for {model} is empty"
+        problems = differences(expected[model], read(model), key)
         if problems:
             report.append(
                 f"{model}: {len(problems)} problems, e.g.\n  " + "\n  ".join(problems[:10])

@@ -18,13 +18,13 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.infra.cfn import TEMPLATE_PATH
+from tests.support.aws_requests import ACCOUNT
 from tests.support.lambda_runner import LambdaContext, scheduled_event, sqs_event
 
 HANDLERS_MODULE = "ingest.aws_lambda"
 STACK = "b2p-test"
 SOURCE_BUCKET = "freewheel-delivery"
 SOURCE_PREFIX = "v4/"
-MOTO_ACCOUNT = "123456789012"  # moto's default account, owner of every bucket it creates
 
 HEADER = (
     "transaction_id,event_name,event_time,slot_id,time_position_class,site_id,"
@@ -92,7 +92,7 @@ def deployment(aws: str) -> Deployment:
     parameters = {
         "SourceBucketName": SOURCE_BUCKET,
         "SourcePrefix": SOURCE_PREFIX,
-        "SourceBucketAccountId": MOTO_ACCOUNT,
+        "SourceBucketAccountId": ACCOUNT,
         "ImageTag": "test",
         "VpcId": vpc_id,
         "SubnetIds": ",".join(subnet_ids),

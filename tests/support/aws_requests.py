@@ -61,11 +61,6 @@ class ParsedCall:
     params: dict[str, Any] = field(default_factory=dict)
     authorizations: list[Authorization] = field(default_factory=list)
 
-    @property
-    def summary(self) -> str:
-        resources = sorted({a.request.resource for a in self.authorizations if not a.implied})
-        return f"{self.service}:{self.operation} {' '.join(resources)}".strip()
-
 
 @dataclass(frozen=True)
 class Encryption:

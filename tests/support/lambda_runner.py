@@ -23,7 +23,7 @@ from typing import Any
 
 import boto3
 
-ACCOUNT = "123456789012"
+from tests.support.aws_requests import ACCOUNT
 
 
 @dataclass

@@ -11,11 +11,12 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+from tests.support.processes import die_with_parent, stop, wait_until_up
 
 
 def free_port() -> int:
@@ -42,10 +43,11 @@ def running_moto_server() -> Iterator[str]:
         [*_moto_server_command(), "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        preexec_fn=die_with_parent,
     )
     try:
         wait_until_up(
-            lambda: urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).read(),
+            lambda: urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).read() is not None,
             proc,
             "moto_server",
             seconds=30,
@@ -53,29 +55,6 @@ def running_moto_server() -> Iterator[str]:
         yield endpoint
     finally:
         stop(proc)
-
-
-def wait_until_up(
-    probe: Callable[[], object], process: subprocess.Popen, what: str, seconds: float
-) -> None:
-    """Until `probe` stops raising OSError; an error if `process` exits or `seconds` pass."""
-    deadline = time.monotonic() + seconds
-    while True:
-        try:
-            probe()
-            return
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"{what} did not start") from None
-            time.sleep(0.1)
-
-
-def stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
 
 
 def aws_env(endpoint: str) -> dict[str, str]:

@@ -6,9 +6,7 @@ stopped (by its process id) when the test session ends.
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
-import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +15,7 @@ from pathlib import Path
 
 from tests.support.dbt import REPO
 from tests.support.moto import free_port
+from tests.support.processes import die_with_parent, stop, wait_until_up
 
 SUPERSET_PYTHON = Path(os.environ.get("B2P_SUPERSET_PYTHON", REPO / ".venv-bi" / "bin" / "python"))
 PROVISION = REPO / "bi" / "provision.py"
@@ -51,21 +50,6 @@ def run_provision(env: dict[str, str]) -> None:
         raise AssertionError(f"provision failed:\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}")
 
 
-def wait_until_healthy(url: str, process: subprocess.Popen[bytes], seconds: float = 180) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise AssertionError(f"Superset exited with {process.returncode} before it was up")
-        try:
-            with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:
-            pass
-        time.sleep(1)
-    raise AssertionError(f"Superset did not answer {url}/health within {seconds} s")
-
-
 @contextmanager
 def running_superset(home: Path, warehouse_env: dict[str, str]) -> Iterator[Superset]:
     """Provision `home` over the warehouse `warehouse_env` describes (B2P_BI_ENGINE and its
@@ -89,17 +73,18 @@ def running_superset(home: Path, warehouse_env: dict[str, str]) -> Iterator[Supe
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        preexec_fn=die_with_parent,
     )
     url = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        with urllib.request.urlopen(f"{url}/health", timeout=5) as response:
+            return response.status == 200
+
     try:
-        wait_until_healthy(url, process)
+        wait_until_up(healthy, process, "Superset", 180, interval=1)
         yield Superset(url=url, user=ADMIN_USER, password=password, env=env)
     finally:
         # gunicorn's master (the process we started) stops its workers on SIGTERM
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait()
+        stop(process, group=True, seconds=30)
         log.close()

@@ -24,7 +24,6 @@ import hashlib
 import json
 import os
 import shutil
-import signal
 import subprocess
 import tarfile
 import tempfile
@@ -38,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.moto import free_port
+from tests.support.processes import die_with_parent, stop, wait_until_up
 
 TRINO_VERSION = "476"
 MAVEN_CENTRAL = "https://repo1.maven.org/maven2"
@@ -63,8 +63,19 @@ def _artifact_url(artifact: str, version: str, extension: str) -> str:
     return f"{MAVEN_CENTRAL}/io/trino/{artifact}/{version}/{artifact}-{version}.{extension}"
 
 
-def _download(url: str, target: Path) -> None:
-    """`url` to `target`, checked against Maven Central's .sha1 (a broken download fails)."""
+def _download(url: str, target: Path, attempts: int = 3) -> None:
+    """`url` to `target`, checked against Maven Central's .sha1; a refused or broken download
+    is tried again (after 5 s, then 20 s) before it fails."""
+    for attempt in range(attempts):
+        try:
+            return _download_once(url, target)
+        except (OSError, TrinoUnavailable):
+            if attempt == attempts - 1:
+                raise
+            time.sleep(5 * 4**attempt)
+
+
+def _download_once(url: str, target: Path) -> None:
     if target.exists():
         return
     with urllib.request.urlopen(url + ".sha1", timeout=60) as response:
@@ -275,10 +286,6 @@ class StatementStats:
     # table ("schema.table") -> the partitions Trino planned to read ("event_date=..." ids)
     partitions_read: dict[str, list[str]]
 
-    @property
-    def partition_count(self) -> int:
-        return sum(len(ids) for ids in self.partitions_read.values())
-
 
 @dataclass(frozen=True)
 class TrinoServer:
@@ -370,7 +377,7 @@ def running_trino(
     home = install_trino()
     java = java_home()
     port = port or free_port()
-    work = Path(tempfile.mkdtemp(prefix="b2p-trino-"))
+    work = Path(tempfile.mkdtemp(prefix="b2p-trino-", dir=log_dir))
     etc, data = work / "etc", work / "data"
     _write_config(etc, data, port, catalogs, aws_endpoint)
     log_path = (log_dir or work) / "trino-server.log"
@@ -382,43 +389,27 @@ def running_trino(
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,
+            preexec_fn=die_with_parent,
         )
     server = TrinoServer("127.0.0.1", port, TRINO_VERSION, tuple(c.name for c in catalogs))
     try:
         _wait_until_started(server, process, log_path)
         yield server
     finally:
-        _stop(process)
+        stop(process, group=True, seconds=30)
         shutil.rmtree(work, ignore_errors=True)
 
 
 def _wait_until_started(server: TrinoServer, process: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise TrinoUnavailable(f"Trino exited ({process.returncode}):\n{_tail(log)}")
-        try:
-            with urllib.request.urlopen(f"{server.url}/v1/info", timeout=2) as response:
-                if not json.load(response).get("starting", True):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.5)
-    raise TrinoUnavailable(f"Trino did not start in {STARTUP_TIMEOUT_S} s:\n{_tail(log)}")
+    def started() -> bool:
+        with urllib.request.urlopen(f"{server.url}/v1/info", timeout=2) as response:
+            return not json.load(response).get("starting", True)
+
+    try:
+        wait_until_up(started, process, "Trino", STARTUP_TIMEOUT_S, 0.5, lambda: f":\n{_tail(log)}")
+    except RuntimeError as exc:
+        raise TrinoUnavailable(str(exc)) from None
 
 
 def _tail(path: Path, lines: int = 40) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-
-
-def _stop(process: subprocess.Popen) -> None:
-    if process.poll() is not None:
-        return
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(process.pid, signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=10)
