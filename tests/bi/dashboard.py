@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import time
 import urllib.parse
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -154,12 +155,27 @@ def load_dashboard(
     return DashboardLoad({chart.name: chart for chart in charts.values()}, seconds)
 
 
-def load_over(warehouse_env: dict[str, str], home: Path, screenshot: str) -> DashboardLoad:
+def load_over(
+    warehouse_env: dict[str, str],
+    home: Path,
+    screenshot: str,
+    before_load: Callable[[], None] = lambda: None,
+) -> DashboardLoad:
     """A Superset of its own provisioned over `warehouse_env` (B2P_BI_ENGINE and its variables)
     into `home`, the dashboard loaded once in Chromium (screenshot `<screenshot>.png`), then
-    Superset stopped."""
+    Superset stopped. `before_load` runs once Superset is up (provisioned, its metadata fetched)
+    and before the page opens: what the page alone sends comes after it."""
     with running_superset(home, warehouse_env) as superset:
-        with chromium(allowed_prefixes=(superset.url,), height=2400) as browser:
-            load = load_dashboard(browser, superset, "ad-capacity", screenshot_path(screenshot))
-        assert browser.blocked == [], f"the dashboard reached outside Superset: {browser.blocked}"
+        before_load()
+        return load_in_chromium(superset, screenshot)
+
+
+def load_in_chromium(
+    superset: Superset, screenshot: str, slug: str = "ad-capacity", query: str = ""
+) -> DashboardLoad:
+    """A dashboard (the Ad capacity one) loaded once in Chromium, which may reach Superset only;
+    `query`: URL parameters (native filters)."""
+    with chromium(allowed_prefixes=(superset.url,), height=2400) as browser:
+        load = load_dashboard(browser, superset, slug, screenshot_path(screenshot), query=query)
+    assert browser.blocked == [], f"the dashboard reached outside Superset: {browser.blocked}"
     return load

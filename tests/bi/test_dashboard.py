@@ -14,8 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.bi import expectations
-from tests.bi.dashboard import DashboardLoad, load_dashboard, native_filters
-from tests.support.browser import chromium, screenshot_path
+from tests.bi.dashboard import DashboardLoad, load_in_chromium, native_filters
 from tests.support.dbt import REPO, DbtProject
 from tests.support.superset import Superset
 
@@ -36,9 +35,7 @@ CHARTS = {
 
 @pytest.fixture(scope="module")
 def loaded(superset: Superset) -> DashboardLoad:
-    with chromium(allowed_prefixes=(superset.url,), height=2400) as browser:
-        load = load_dashboard(browser, superset, "ad-capacity", screenshot_path("dashboard"))
-    assert browser.blocked == [], f"the dashboard reached outside Superset: {browser.blocked}"
+    load = load_in_chromium(superset, "dashboard")
     print(f"\ndashboard: every chart loaded in {load.seconds:.1f} s")
     return load
 
@@ -73,10 +70,7 @@ def filtered(superset: Superset) -> DashboardLoad:
             "NATIVE_FILTER-date-range": ("__time_range", f"{DAY} : 2026-11-03"),
         }
     )
-    with chromium(allowed_prefixes=(superset.url,), height=2400) as browser:
-        return load_dashboard(
-            browser, superset, "ad-capacity", screenshot_path("dashboard-filtered"), query=query
-        )
+    return load_in_chromium(superset, "dashboard-filtered", query=query)
 
 
 def test_the_filters_narrow_every_chart_whose_dataset_has_the_column(
@@ -135,10 +129,7 @@ def test_a_dataset_pointing_at_a_missing_column_fails_the_checks(
     superset: Superset, tmp_path: Path
 ) -> None:
     superset.provision(B2P_BI_BUNDLE=str(broken_bundle(tmp_path / "bundle")))
-    with chromium(allowed_prefixes=(superset.url,), height=2400) as browser:
-        load = load_dashboard(
-            browser, superset, "ad-capacity-broken", screenshot_path("dashboard-broken-column")
-        )
+    load = load_in_chromium(superset, "dashboard-broken-column", slug="ad-capacity-broken")
     problems = load.problems()
     assert problems, "a chart over a missing column passed the checks"
     assert all(p.startswith("Series with the most unsold hours: ") for p in problems), problems

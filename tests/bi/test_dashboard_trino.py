@@ -95,7 +95,7 @@ def copy_marts(project: DbtProject, settings: dict[str, str]) -> None:
         + (f" with (location = '{location}')" if location else "")
     )
     with duckdb.connect(str(project.warehouse), read_only=True) as warehouse:
-        for table in expectations.DATASET_TABLES:
+        for table in sorted(expectations.bundle_relations()):
             described = warehouse.execute(f"describe {table}").fetchall()
             columns = [(name, TRINO_TYPES[kind]) for name, kind, *_ in described]
             rows = warehouse.execute(f"select * from {table}").fetchall()

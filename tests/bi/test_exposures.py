@@ -5,15 +5,12 @@ Runs in `make test` (no browser)."""
 from __future__ import annotations
 
 import json
-import re
 
 import pytest
-import yaml
 
 from ingest import report_html
-from tests.support.dbt import REPO, DbtProject
-
-BUNDLE_DATASETS = REPO / "bi" / "bundle" / "datasets"
+from tests.bi.expectations import bundle_relations
+from tests.support.dbt import DbtProject
 
 
 @pytest.fixture(scope="module")
@@ -27,18 +24,6 @@ def manifest(tmp_path_factory: pytest.TempPathFactory) -> dict:
 def exposure_models(manifest: dict, name: str) -> set[str]:
     exposure = manifest["exposures"][f"exposure.bones2peaches.{name}"]
     return {node.split(".")[-1] for node in exposure["depends_on"]["nodes"]}
-
-
-def bundle_relations() -> set[str]:
-    """Tables the datasets read: physical ones by name, virtual ones from their SQL."""
-    relations = set()
-    for path in BUNDLE_DATASETS.rglob("*.yaml"):
-        dataset = yaml.safe_load(path.read_text())
-        if dataset["sql"]:
-            relations |= set(re.findall(r"\bfrom\s+(\w+)", dataset["sql"], flags=re.IGNORECASE))
-        else:
-            relations.add(dataset["table_name"])
-    return relations
 
 
 def test_the_dashboard_exposure_lists_what_the_bundle_reads(manifest: dict) -> None:
